@@ -1,0 +1,7 @@
+"""``python -m synthlens`` runs the command line."""
+
+import sys
+
+from synthlens.cli import main
+
+sys.exit(main())

@@ -1,0 +1,183 @@
+"""Command line: argument parsing only; every command calls :mod:`synthlens.pipeline`.
+
+Exit codes: 0 success, 2 bad input (one line on stderr naming the file and the problem),
+1 anything else (a bug: the traceback is shown), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from synthlens import __version__
+from synthlens.errors import InputError
+
+DESCRIPTION = """\
+synthlens scores synthetic medical images on fidelity, variety, privacy and utility,
+and tells you whether fidelity (what people select generators by) predicts utility
+(what a downstream model gains) on your data.
+
+Start here:
+  synthlens demo                      the whole analysis on built-in phantom X-rays
+  synthlens evaluate --real REAL.npz --synthetic mine=SYN.npz --out runs/mine
+                                      score synthetic sets you already have
+  synthlens run configs/study.yaml    train generators and score them, from a config
+  synthlens report runs/demo          rebuild a run's report.html
+"""
+
+
+def _out_default(command: str) -> str:
+    return str(Path("runs") / f"{command}-{time.strftime('%Y%m%d-%H%M%S')}")
+
+
+def _mode(args: argparse.Namespace) -> str:
+    if getattr(args, "resume", False) and getattr(args, "force", False):
+        raise InputError("--resume/--force", "choose one of --resume and --force")
+    if getattr(args, "resume", False):
+        return "resume"
+    return "force" if getattr(args, "force", False) else "new"
+
+
+def _synthetic_pairs(pairs: Sequence[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, path = pair.partition("=")
+        if not sep or not name or not path:
+            raise InputError(pair, "--synthetic takes NAME=PATH (e.g. stylegan=samples.npz)")
+        if name in out:
+            raise InputError(pair, f"synthetic set name {name!r} given twice")
+        if name in ("real-only", "real-holdout", "noise"):
+            raise InputError(pair, f"{name!r} is a reserved set name; choose another")
+        out[name] = path
+    return out
+
+
+def _add_common(parser: argparse.ArgumentParser, *, out: bool = True) -> None:
+    if out:
+        parser.add_argument("--out", metavar="DIR",
+                            help="run folder to create (default: runs/<command>-<time>)")
+        parser.add_argument("--resume", action="store_true",
+                            help="continue an interrupted run in --out, skipping finished "
+                                 "stages whose inputs and config are unchanged")
+        parser.add_argument("--force", action="store_true",
+                            help="replace an existing run in --out")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None,
+                        help="where to train and extract features (default: auto = cuda "
+                             "when a GPU is present)")
+    parser.add_argument("--seed", type=int, default=None, help="master random seed (default 0)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="synthlens", description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"synthlens {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    demo = commands.add_parser(
+        "demo", help="run the whole analysis on built-in phantom chest X-rays",
+        description="Train generators on built-in, procedurally generated chest X-ray "
+                    "phantoms (normal vs pneumonia-like opacity), score every synthetic set "
+                    "and write results.json, results.csv and report.html. Needs no files "
+                    "and no network.")
+    demo.add_argument("--budget", choices=["smoke", "demo", "standard", "full"],
+                      default="demo",
+                      help="how long to train: smoke (< 2 min, for tests), demo (default, "
+                           "< 10 min on 2 CPU cores), standard, full (GPU)")
+    _add_common(demo)
+
+    run = commands.add_parser(
+        "run", help="run the pipeline from a YAML config",
+        description="Run the pipeline described by CONFIG (dataset, generators, budget, "
+                    "feature extractors, metrics, utility protocols, seed). See "
+                    "configs/*.yaml for examples.")
+    run.add_argument("config", metavar="CONFIG.yaml")
+    run.add_argument("--budget", choices=["smoke", "demo", "standard", "full"], default=None,
+                     help="override the config's budget")
+    _add_common(run)
+
+    evaluate = commands.add_parser(
+        "evaluate", help="score synthetic sets you bring (no generator training)",
+        description="Score one or more synthetic sets against real data. REAL is a "
+                    "MedMNIST-style .npz (train_/val_/test_ images and labels), an image "
+                    "folder with one sub-folder per class, or a MedMNIST name. Each "
+                    "synthetic set is NAME=PATH where PATH is an .npz with 'images' and "
+                    "'labels' (or train_images/train_labels) or a class-folder tree.")
+    evaluate.add_argument("--real", required=True, metavar="PATH",
+                          help="real labelled data (.npz, folder or MedMNIST name)")
+    evaluate.add_argument("--synthetic", required=True, nargs="+", metavar="NAME=PATH",
+                          help="synthetic sets to score")
+    evaluate.add_argument("--budget", choices=["smoke", "demo", "standard", "full"],
+                          default="demo", help="training budget of the utility classifiers "
+                                               "and in-domain encoder (default demo)")
+    evaluate.add_argument("--extractors", nargs="+", metavar="NAME", default=None,
+                          help="feature spaces to score in (first = headline); default domain")
+    evaluate.add_argument("--metrics", nargs="+", metavar="NAME", default=None,
+                          help="metrics to compute (default: the full battery)")
+    evaluate.add_argument("--protocols", nargs="*", metavar="NAME", default=None,
+                          help="utility protocols (default augment; none to skip utility)")
+    _add_common(evaluate)
+
+    report = commands.add_parser(
+        "report", help="rebuild report.html, results.csv and figures of a run",
+        description="Rebuild a run's report from its folder, without recomputing anything.")
+    report.add_argument("run_dir", metavar="RUN_DIR")
+    return parser
+
+
+def _dispatch(args: argparse.Namespace) -> Path:
+    from synthlens import pipeline
+    from synthlens.config import load_config
+
+    progress = not args.quiet if hasattr(args, "quiet") else True
+
+    def on_stage(message: str) -> None:
+        if progress:
+            print(f"synthlens: {message}", file=sys.stderr, flush=True)
+
+    if args.command == "report":
+        return pipeline.rebuild_report(args.run_dir)
+    mode = _mode(args)
+    out = args.out or _out_default(args.command)
+    device = args.device
+    if args.command == "demo":
+        return pipeline.demo(out, budget=args.budget, seed=args.seed or 0,
+                             device=device or "auto", mode=mode, progress=progress,
+                             on_stage=on_stage)
+    if args.command == "run":
+        config = load_config(args.config, budget=args.budget, seed=args.seed, device=device)
+        return pipeline.run(config, out, mode=mode, progress=progress, on_stage=on_stage)
+    synthetic = _synthetic_pairs(args.synthetic)
+    return pipeline.evaluate(args.real, synthetic, out, budget=args.budget,
+                             seed=args.seed or 0, device=device or "auto", mode=mode,
+                             extractors=args.extractors, metrics=args.metrics,
+                             protocols=args.protocols, progress=progress, on_stage=on_stage)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="synthlens: %(message)s")
+    if getattr(args, "quiet", False):
+        os.environ.setdefault("TQDM_DISABLE", "1")
+    try:
+        result = _dispatch(args)
+    except InputError as error:
+        message = " ".join(str(error).split())  # one line, whatever the message held
+        print(f"synthlens: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("synthlens: interrupted; continue with --resume", file=sys.stderr)
+        return 130
+    print(f"synthlens: done: {result}" if result.is_dir() else f"synthlens: wrote {result}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,315 @@
+"""The one interface every generator follows, and the training harness they share.
+
+A generator is configured by keyword parameters (architecture knobs, as in scikit-learn)
+and learns from one labelled :class:`~synthlens.data.dataset.ImageSet` under a
+:class:`Budget` (data, not code branches: see ``configs/budgets.yaml``)::
+
+    gen = ConditionalVAE(latent_dim=32)
+    gen.fit(train, budget, device="cpu", seed=0, workdir=run / "generators" / "cvae")
+    synthetic = gen.sample(n_per_class=train.class_counts(), seed=1)
+
+Training is a sequence of *stages* (a GAN has one, a VQ-VAE or latent diffusion model
+trains its autoencoder and then its prior) of ``steps`` minibatch updates each. The harness
+draws the minibatches, logs training curves, shows a progress bar and writes checkpoints
+(model, optimisers, EMA, step and RNG state) atomically, so that a killed ``fit`` called
+again with the same ``workdir`` continues from its last checkpoint and ends where an
+uninterrupted run would have. Checkpoints load with ``weights_only=True``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from synthlens.data.dataset import ImageSet
+from synthlens.io import atomic_path, write_json
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How much training a generator gets.
+
+    ``steps`` counts minibatch updates of the main stage; families with extra stages scale
+    them with ``stage_fractions`` (stage name -> share of ``steps``). ``options`` carries
+    family-specific settings from the config (widths, learning rates, sampler steps...).
+    """
+
+    steps: int = 1000
+    batch_size: int = 64
+    lr: float = 2e-4
+    checkpoint_every: int = 250
+    log_every: int = 10
+    stage_fractions: Mapping[str, float] = field(default_factory=dict)
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.batch_size < 1:
+            raise ValueError(f"budget needs steps >= 1 and batch_size >= 1, got {self}")
+
+    def stage_steps(self, stage: str) -> int:
+        return max(1, round(self.steps * float(self.stage_fractions.get(stage, 1.0))))
+
+    def option(self, name: str, default: Any) -> Any:
+        return self.options.get(name, default)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["stage_fractions"] = dict(self.stage_fractions)
+        out["options"] = dict(self.options)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Budget:
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown budget keys {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**dict(data))
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda`` when a GPU is present, else ``cpu``."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise ValueError(f"device must be cpu, cuda or auto, got {device!r}")
+    return device
+
+
+def counts_per_class(n_per_class: int | Sequence[int] | np.ndarray, n_classes: int) -> np.ndarray:
+    """Normalise ``sample``'s request to one count per class."""
+    if isinstance(n_per_class, int | np.integer):
+        counts = np.full(n_classes, int(n_per_class), dtype=np.int64)
+    else:
+        counts = np.asarray(n_per_class, dtype=np.int64)
+    if counts.shape != (n_classes,) or (counts < 0).any():
+        raise ValueError(f"n_per_class must be one non-negative count per class "
+                         f"({n_classes}), got {n_per_class!r}")
+    return counts
+
+
+def to_uint8(x: torch.Tensor) -> np.ndarray:
+    """Model output in [-1, 1], (N, C, H, W) -> uint8 (N, H, W) or (N, H, W, 3)."""
+    x = ((x.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu()
+    return (x[:, 0] if x.shape[1] == 1 else x.permute(0, 2, 3, 1)).numpy()
+
+
+class Generator(ABC):
+    """Base class of every generator family.
+
+    Subclasses set ``family``, implement :meth:`_build` (create modules and optimisers
+    from the data's shape), :meth:`stages`, :meth:`_train_step` and :meth:`_generate`,
+    and list what to checkpoint in :meth:`_state` / :meth:`_load_state`.
+    """
+
+    family: ClassVar[str] = ""
+
+    def __init__(self, **params: Any) -> None:
+        self.params = dict(params)
+        self.image_shape: tuple[int, ...] | None = None
+        self.class_names: tuple[str, ...] = ()
+        self.device = "cpu"
+        self.curves: dict[str, list[float]] = {}
+        self.budget: Budget | None = None
+        self._fitted = False
+
+    # ----------------------------------------------------------------- family hooks
+    @abstractmethod
+    def _build(self, budget: Budget) -> None:
+        """Create modules and optimisers; ``self.image_shape`` and classes are set."""
+
+    def stages(self) -> list[str]:
+        """Names of the training stages, in order."""
+        return ["main"]
+
+    @abstractmethod
+    def _train_step(self, stage: str, images: torch.Tensor, labels: torch.Tensor,
+                    step: int) -> dict[str, float]:
+        """One update on a minibatch (images in [-1, 1], N×C×H×W); returns losses to log."""
+
+    @abstractmethod
+    def _generate(self, labels: torch.Tensor, generator: torch.Generator,
+                  **kwargs: Any) -> torch.Tensor:
+        """Images in [-1, 1] (N×C×H×W) for the given class labels."""
+
+    @abstractmethod
+    def _state(self) -> dict[str, Any]:
+        """Everything to checkpoint: state dicts of modules, optimisers, EMA copies."""
+
+    @abstractmethod
+    def _load_state(self, state: Mapping[str, Any]) -> None:
+        """Restore what :meth:`_state` returned."""
+
+    def _begin_stage(self, stage: str, train: ImageSet) -> None:  # noqa: B027
+        """Called before a stage's first step (also on resume); optional."""
+
+    # ----------------------------------------------------------------- public API
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def channels(self) -> int:
+        assert self.image_shape is not None
+        return 3 if len(self.image_shape) == 3 else 1
+
+    def fit(self, train: ImageSet, budget: Budget, *, device: str = "cpu", seed: int = 0,
+            workdir: str | os.PathLike[str] | None = None, progress: bool = True) -> Generator:
+        """Train on ``train``; resume from ``workdir/checkpoint.pt`` when it exists."""
+        self.image_shape = train.image_shape
+        self.class_names = train.class_names
+        self.device = resolve_device(device)
+        self.budget = budget
+        torch.manual_seed(seed)
+        self._build(budget)
+        workdir = Path(workdir) if workdir is not None else None
+        start_stage, start_step = 0, 0
+        batch_rng = torch.Generator().manual_seed(seed)
+        self.curves = {}
+        checkpoint = workdir / "checkpoint.pt" if workdir else None
+        if checkpoint is not None and checkpoint.exists():
+            saved = torch.load(checkpoint, map_location=self.device, weights_only=True)
+            if saved["meta"]["budget"] != budget.to_dict() or saved["meta"]["seed"] != seed:
+                raise RuntimeError(f"{checkpoint} was written with another budget or seed; "
+                                   "use --force to start again")
+            self._load_state(saved["state"])
+            start_stage, start_step = saved["stage_index"], saved["step"]
+            batch_rng.set_state(saved["batch_rng"])
+            torch.set_rng_state(saved["torch_rng"])
+            self.curves = json.loads(saved["curves"])
+        images = _to_model_range(train.images)
+        labels = torch.from_numpy(train.labels)
+        stages = self.stages()
+        for stage_index in range(start_stage, len(stages)):
+            stage = stages[stage_index]
+            n_steps = budget.stage_steps(stage)
+            first = start_step if stage_index == start_stage else 0
+            self._begin_stage(stage, train)
+            bar = tqdm(range(first, n_steps), desc=f"{self.family}:{stage}", leave=False,
+                       disable=not progress, initial=first, total=n_steps)
+            for step in bar:
+                idx = torch.randint(0, len(images), (budget.batch_size,), generator=batch_rng)
+                logs = self._train_step(stage, images[idx].to(self.device),
+                                        labels[idx].to(self.device), step)
+                if step % budget.log_every == 0 or step == n_steps - 1:
+                    self._log(stage, step, logs)
+                    bar.set_postfix({k: f"{v:.3g}" for k, v in logs.items()})
+                done = step + 1
+                if checkpoint is not None and (done % budget.checkpoint_every == 0
+                                               or done == n_steps):
+                    next_stage, next_step = ((stage_index, done) if done < n_steps
+                                             else (stage_index + 1, 0))
+                    self._write_checkpoint(checkpoint, seed, next_stage, next_step, batch_rng)
+        self._fitted = True
+        if workdir is not None:
+            write_json(workdir / "curves.json", self.curves)
+        return self
+
+    @torch.no_grad()
+    def sample(self, n_per_class: int | Sequence[int] | np.ndarray, *, seed: int = 0,
+               batch_size: int = 256, name: str | None = None, **kwargs: Any) -> ImageSet:
+        """Draw ``n_per_class`` images of every class (an int, or one count per class).
+
+        The same seed gives the same images, whatever the batch size is not: keep it fixed.
+        Family-specific knobs (``truncation``, ``guidance_scale``...) pass through ``kwargs``.
+        """
+        if not self._fitted:
+            raise RuntimeError(f"{type(self).__name__} is not fitted; call fit() or load()")
+        counts = counts_per_class(n_per_class, self.n_classes)
+        labels = torch.repeat_interleave(torch.arange(self.n_classes), torch.from_numpy(counts))
+        generator = torch.Generator(device="cpu").manual_seed(seed)
+        chunks = []
+        for start in range(0, len(labels), batch_size):
+            batch = labels[start:start + batch_size].to(self.device)
+            chunks.append(to_uint8(self._generate(batch, generator, **kwargs)))
+        assert self.image_shape is not None
+        images = (np.concatenate(chunks) if chunks
+                  else np.zeros((0, *self.image_shape), dtype=np.uint8))
+        return ImageSet(images, labels.numpy(), self.class_names,
+                        split=name or self.family, source=f"generator:{self.family}")
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the fitted generator (weights + what is needed to rebuild it) atomically."""
+        if not self._fitted or self.budget is None:
+            raise RuntimeError("save() needs a fitted generator")
+        payload = {"meta": self._meta(), "state": self._state(),
+                   "curves": json.dumps(self.curves)}
+        with atomic_path(path) as tmp:
+            torch.save(payload, tmp)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], device: str = "cpu") -> Generator:
+        """Rebuild a generator saved with :meth:`save` (``weights_only=True``)."""
+        payload = torch.load(path, map_location=resolve_device(device), weights_only=True)
+        meta = payload["meta"]
+        if cls.family and meta["family"] != cls.family:
+            raise ValueError(f"{path} holds a {meta['family']} generator, not {cls.family}")
+        self = cls(**json.loads(meta["params"]))
+        self.image_shape = tuple(meta["image_shape"])
+        self.class_names = tuple(meta["class_names"])
+        self.device = resolve_device(device)
+        self.budget = Budget.from_dict(json.loads(meta["budget_json"]))
+        self._build(self.budget)
+        self._load_state(payload["state"])
+        self.curves = json.loads(payload["curves"])
+        self._fitted = True
+        return self
+
+    # ----------------------------------------------------------------- internals
+    def _meta(self) -> dict[str, Any]:
+        assert self.budget is not None and self.image_shape is not None
+        return {"family": self.family, "params": json.dumps(self.params, sort_keys=True),
+                "image_shape": list(self.image_shape), "class_names": list(self.class_names),
+                "budget_json": json.dumps(self.budget.to_dict(), sort_keys=True)}
+
+    def _log(self, stage: str, step: int, logs: Mapping[str, float]) -> None:
+        prefix = "" if len(self.stages()) == 1 else f"{stage}/"
+        self.curves.setdefault(f"{prefix}step", []).append(step)
+        for key, value in logs.items():
+            self.curves.setdefault(f"{prefix}{key}", []).append(float(value))
+
+    def _write_checkpoint(self, path: Path, seed: int, stage_index: int, step: int,
+                          batch_rng: torch.Generator) -> None:
+        assert self.budget is not None
+        meta = self._meta()
+        meta.update(seed=seed, budget=self.budget.to_dict())
+        payload = {"meta": meta, "state": self._state(), "stage_index": stage_index,
+                   "step": step, "batch_rng": batch_rng.get_state(),
+                   "torch_rng": torch.get_rng_state(), "curves": json.dumps(self.curves)}
+        with atomic_path(path) as tmp:
+            torch.save(payload, tmp)
+
+
+def _to_model_range(images: np.ndarray) -> torch.Tensor:
+    x = torch.from_numpy(np.ascontiguousarray(images))
+    x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)
+    return x.float().div_(127.5).sub_(1.0)
+
+
+def ema_update(target: torch.nn.Module, source: torch.nn.Module, decay: float) -> None:
+    """Exponential moving average of parameters (buffers copied), as used for GAN and
+    diffusion sampling weights."""
+    with torch.no_grad():
+        for t, s in zip(target.parameters(), source.parameters(), strict=True):
+            t.lerp_(s, 1.0 - decay)
+        for t, s in zip(target.buffers(), source.buffers(), strict=True):
+            t.copy_(s)
+
+
+def cosine_lr(step: int, total: int, warmup: int = 0) -> float:
+    """Learning-rate multiplier: linear warm-up then cosine decay to 10%."""
+    if warmup and step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+

@@ -1,0 +1,396 @@
+"""The stages wired together: data -> generators -> features -> metrics -> utility ->
+analysis -> report, each writing into the run folder and skipped on resume when its
+inputs and config did not change.
+
+All user input (data files, synthetic sets, config) is read and validated *before* the
+run folder is created, so bad input exits with a clear message and leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import synthlens
+from synthlens.config import resolve_config
+from synthlens.data import (
+    ImageSet,
+    RealData,
+    holdout_indices,
+    load_dataset,
+    load_imageset,
+    load_synthetic,
+    save_imageset,
+)
+from synthlens.errors import InputError
+from synthlens.generators import Budget, get_generator, noise_reference, resolve_device
+from synthlens.io import read_json, write_json
+from synthlens.metrics.base import MetricResult
+from synthlens.runfolder import Mode, RunFolder, fingerprint
+
+log = logging.getLogger("synthlens")
+
+SCHEMA_VERSION = "1.0"
+
+
+@dataclass
+class SetEntry:
+    """One set to score: its images and where it came from."""
+
+    name: str
+    kind: str  # "generated" | "user" | "reference"
+    images: ImageSet
+    generator: str | None = None
+    sample_options: Mapping[str, Any] | None = None
+
+
+@dataclass
+class Inputs:
+    """Everything read from the user's files, validated, before the run folder exists."""
+
+    config: dict[str, Any]
+    real: RealData
+    user_sets: dict[str, ImageSet]
+    cross_task: RealData | None
+
+
+def load_inputs(config: dict[str, Any]) -> Inputs:
+    """Read and validate the dataset and any user synthetic sets named by ``config``."""
+    dataset = config["dataset"]
+    real = load_dataset(str(dataset["source"]), size=dataset.get("size"),
+                        cache_dir=dataset.get("cache_dir"),
+                        download=bool(dataset.get("download", True)), seed=config["seed"])
+    user_sets = {}
+    for name, path in config["synthetic"].items():
+        images = load_synthetic(path, real.class_names, name)
+        if images.image_shape != real.image_shape:
+            raise InputError(path, f"images are {images.image_shape} but the real data "
+                                   f"({real.source}) is {real.image_shape}")
+        user_sets[name] = images
+    cross = config["utility"].get("cross_task_dataset")
+    cross_task = load_dataset(str(cross), seed=config["seed"]) if cross else None
+    return Inputs(config, real, user_sets, cross_task)
+
+
+def sample_counts(train: ImageSet, fraction: float) -> np.ndarray:
+    """Images to draw per class: the real training split's counts, scaled."""
+    return np.maximum(1, np.round(train.class_counts() * fraction)).astype(np.int64)
+
+
+def _sweep(spec: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """Expand ``sample: {knob: [values]}`` into named sets (one knob may sweep)."""
+    sample = dict(spec.get("sample") or {})
+    swept = [k for k, v in sample.items() if isinstance(v, list)]
+    if len(swept) > 1:
+        raise InputError(spec["name"], f"only one sampling knob can sweep, got {swept}")
+    if not swept:
+        return [(spec["name"], sample)]
+    knob = swept[0]
+    return [(f"{spec['name']}-{knob}{value:g}" if isinstance(value, float | int)
+             else f"{spec['name']}-{knob}{value}", {**sample, knob: value})
+            for value in sample[knob]]
+
+
+class Pipeline:
+    """One run: resolved config + validated inputs + run folder."""
+
+    def __init__(self, inputs: Inputs, run: RunFolder, *, progress: bool = True,
+                 on_stage: Callable[[str], None] | None = None) -> None:
+        self.inputs = inputs
+        self.config = inputs.config
+        self.run = run
+        self.progress = progress
+        self.on_stage = on_stage or (lambda message: log.info(message))
+        self.seed = int(self.config["seed"])
+        self.device = resolve_device(self.config["device"])
+        self.budget = self.config["budget_settings"]
+        self.sets: dict[str, SetEntry] = {}
+
+    # ----------------------------------------------------------------- stage: data
+    def prepare_data(self) -> None:
+        real = self.inputs.real
+        index = holdout_indices(real.train, self.config["holdout_fraction"], self.seed)
+        mask = np.zeros(len(real.train), dtype=bool)
+        mask[index] = True
+        self.fit_train = real.train.subset(np.flatnonzero(~mask), split="train")
+        self.holdout = real.train.subset(index, split="holdout")
+        key = fingerprint({"data": real.hashes(), "holdout": self.config["holdout_fraction"],
+                           "seed": self.seed})
+        if self.run.is_done("data", key):
+            return
+        with self.run.stage("data", key) as folder:
+            summary = real.describe()
+            summary["holdout"] = {"fraction": self.config["holdout_fraction"],
+                                  "n": len(self.holdout), "seed": self.seed,
+                                  "counts": self.holdout.class_counts().tolist()}
+            summary["fit_train_counts"] = self.fit_train.class_counts().tolist()
+            write_json(folder / "summary.json", summary)
+            np.save(folder / "holdout_indices.npy", index)  # small; rewritten whole
+            save_imageset(folder / "train.npz", self.fit_train)
+            save_imageset(folder / "holdout.npz", self.holdout)
+
+    # ----------------------------------------------------------------- stage: generators
+    def generate(self) -> None:
+        counts = sample_counts(self.inputs.real.train, self.budget.get("sample_fraction", 1.0))
+        for spec in self.config["generators"]:
+            self._train_generator(spec, counts)
+        for ref in self.config["references"]:
+            if ref == "real-holdout":
+                self.sets[ref] = SetEntry(ref, "reference", self.holdout, "real-holdout")
+            else:
+                images = noise_reference(self.fit_train, counts, seed=self.seed, name=ref)
+                self.sets[ref] = SetEntry(ref, "reference", images, "noise")
+        for name, images in self.inputs.user_sets.items():
+            self.sets[name] = SetEntry(name, "user", images)
+
+    def _train_generator(self, spec: Mapping[str, Any], counts: np.ndarray) -> None:
+        family, name = spec["family"], spec["name"]
+        settings = self.budget.get("generators", {}).get(family)
+        if settings is None:
+            raise InputError(family, f"budget '{self.config['budget']}' has no settings for "
+                                     "this generator family (configs/budgets.yaml)")
+        budget = Budget.from_dict(settings)
+        variants = _sweep(spec)
+        stage = f"generators/{name}"
+        key = fingerprint({"spec": spec, "budget": budget.to_dict(), "seed": self.seed,
+                           "train": self.fit_train.sha256(), "counts": counts.tolist()})
+        folder = self.run.path(stage)
+        if not self.run.is_done(stage, key):
+            self.on_stage(f"training generator {name} ({family})")
+            with self.run.stage(stage, key) as folder:
+                generator = get_generator(family, **spec.get("params", {}))
+                generator.fit(self.fit_train, budget, device=self.device, seed=self.seed,
+                              workdir=folder, progress=self.progress)
+                generator.save(folder / "model.pt")
+                for set_name, options in variants:
+                    images = generator.sample(counts, seed=self.seed + 1, name=set_name,
+                                              **options)
+                    save_imageset(folder / f"samples-{set_name}.npz", images)
+                (folder / "checkpoint.pt").unlink(missing_ok=True)  # model.pt supersedes it
+        for set_name, options in variants:
+            images = load_imageset(folder / f"samples-{set_name}.npz", split=set_name)
+            self.sets[set_name] = SetEntry(set_name, "generated", images, family, options)
+
+    # ----------------------------------------------------------------- stage: features
+    def extract_features(self) -> None:
+        from synthlens.features import FeatureCache, get_extractor
+
+        self.cache = FeatureCache(self.run.path("features", "cache"))
+        self.extractors = {}
+        budget = self.budget.get("features", {})
+        for name in self.config["features"]["extractors"]:
+            options = dict(budget.get(name, {}))
+            extractor = get_extractor(name, **options)
+            if extractor.needs_fit:
+                stage = f"features/{name}"
+                state = self.run.path(stage, "extractor.pt")
+                key = fingerprint({"extractor": name, "options": options, "seed": self.seed,
+                                   "train": self.fit_train.sha256()})
+                if self.run.is_done(stage, key) and state.exists():
+                    extractor.load(state)
+                else:
+                    self.on_stage(f"fitting feature extractor {name}")
+                    with self.run.stage(stage, key):
+                        extractor.fit(self.fit_train, val=self.inputs.real.val, seed=self.seed,
+                                      device=self.device, progress=self.progress)
+                        extractor.save(state)
+            self.extractors[name] = extractor
+
+    def features(self, extractor_name: str, images: ImageSet) -> np.ndarray:
+        return self.cache.get(self.extractors[extractor_name], images, device=self.device,
+                              progress=self.progress)
+
+    # ----------------------------------------------------------------- stage: metrics
+    def score(self) -> dict[str, dict[str, MetricResult]]:
+        from synthlens.metrics import RealReference, evaluate_features
+
+        names = list(self.config["metrics"]["names"])
+        k = int(self.config["metrics"]["k"])
+        primary = self.config["features"]["primary"]
+        results: dict[str, dict[str, MetricResult]] = {name: {} for name in self.sets}
+        self.floors: dict[str, MetricResult] = {}
+        for extractor_name, extractor in self.extractors.items():
+            suffix = "" if extractor_name == primary else f"@{extractor_name}"
+            train_features = self.features(extractor_name, self.fit_train)
+            reference = RealReference(train_features, labels=self.fit_train.labels, k=k,
+                                      distance=extractor.distance)
+            space = extractor.describe()
+            for set_name, entry in [("__floor__", None), *self.sets.items()]:
+                images = self.holdout if entry is None else entry.images
+                stage = f"metrics/{extractor_name}/{set_name}"
+                key = fingerprint({"names": names, "k": k, "space": space, "seed": self.seed,
+                                   "train": self.fit_train.sha256(), "set": images.sha256()})
+                path = self.run.path(stage, "metrics.json")
+                if not self.run.is_done(stage, key):
+                    with self.run.stage(stage, key):
+                        scored = evaluate_features(
+                            reference, self.features(extractor_name, images),
+                            images.labels, metrics=names, class_names=images.class_names,
+                            seed=self.seed, feature_space=space)
+                        write_json(path, {n: r.to_json() for n, r in scored.items()})
+                saved = read_json(path)
+                target = self.floors if entry is None else results[set_name]
+                for metric, value in saved.items():
+                    target[metric + suffix] = MetricResult.from_json(metric + suffix, value)
+        return results
+
+    # ----------------------------------------------------------------- stage: utility
+    def utility(self) -> dict[str, dict[str, MetricResult]]:
+        from synthlens.utility import UtilityConfig, evaluate_set, real_only_baseline
+
+        settings = self.budget.get("utility", {})
+        protocols = list(self.config["utility"]["protocols"])
+        uconfig = UtilityConfig.from_dict(settings)
+        real = self.inputs.real
+        base_key = {"utility": uconfig.to_dict(), "protocols": protocols,
+                    "train": self.fit_train.sha256(), "val": real.val.sha256(),
+                    "test": real.test.sha256()}
+        stage = "utility/real-only"
+        key = fingerprint(base_key)
+        baseline_path = self.run.path(stage, "baseline.json")
+        # The baseline's per-seed predictions are what every set's gain is paired with.
+        if not self.run.is_done(stage, key):
+            self.on_stage("training the real-only utility baseline")
+            with self.run.stage(stage, key) as folder:
+                baseline = real_only_baseline(self.fit_train, real.val, real.test,
+                                              config=uconfig, protocols=protocols,
+                                              device=self.device, progress=self.progress,
+                                              cross_task=self.inputs.cross_task)
+                baseline.save(folder)
+        from synthlens.utility import Baseline
+
+        baseline = Baseline.load(baseline_path.parent)
+        results: dict[str, dict[str, MetricResult]] = {"real-only": baseline.metrics()}
+        for set_name, entry in self.sets.items():
+            stage = f"utility/{set_name}"
+            key = fingerprint({**base_key, "set": entry.images.sha256()})
+            path = self.run.path(stage, "utility.json")
+            if not self.run.is_done(stage, key):
+                self.on_stage(f"utility of {set_name}")
+                with self.run.stage(stage, key):
+                    scored = evaluate_set(entry.images, baseline, self.fit_train, real.val,
+                                          real.test, config=uconfig, protocols=protocols,
+                                          device=self.device, progress=self.progress,
+                                          cross_task=self.inputs.cross_task)
+                    write_json(path, {n: r.to_json() for n, r in scored.items()})
+            results[set_name] = {n: MetricResult.from_json(n, v)
+                                 for n, v in read_json(path).items()}
+        return results
+
+    # ----------------------------------------------------------------- results + report
+    def assemble(self, metrics: Mapping[str, Mapping[str, MetricResult]],
+                 utility: Mapping[str, Mapping[str, MetricResult]]) -> dict[str, Any]:
+        sets: dict[str, Any] = {}
+        for name, entry in self.sets.items():
+            merged = {**metrics.get(name, {}), **utility.get(name, {})}
+            sets[name] = {
+                "kind": entry.kind,
+                "generator": entry.generator,
+                "sample_options": dict(entry.sample_options or {}),
+                "n_images": len(entry.images),
+                "class_counts": entry.images.class_counts().tolist(),
+                "sha256": entry.images.sha256(),
+                "metrics": {m: r.to_json() for m, r in sorted(merged.items())},
+            }
+        sets["real-only"] = {
+            "kind": "baseline", "generator": None, "sample_options": {},
+            "n_images": len(self.fit_train),
+            "class_counts": self.fit_train.class_counts().tolist(),
+            "sha256": self.fit_train.sha256(),
+            "metrics": {m: r.to_json() for m, r in sorted(utility.get("real-only", {}).items())},
+        }
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "synthlens_version": synthlens.__version__,
+            "dataset": self.inputs.real.describe(),
+            "config": {k: self.config[k] for k in ("name", "budget", "seed", "device")},
+            "sets": sets,
+            "floors": {m: r.to_json() for m, r in sorted(self.floors.items())},
+        }
+
+    def execute(self) -> dict[str, Any]:
+        self.prepare_data()
+        self.generate()
+        self.extract_features()
+        metrics = self.score()
+        utility = self.utility() if self.config["utility"]["protocols"] else {}
+        results = self.assemble(metrics, utility)
+        from synthlens.analysis import analyse
+
+        results["analysis"] = analyse(results, seed=self.seed)
+        write_json(self.run.path("results.json"), results)
+        from synthlens.report import build_report
+
+        self.on_stage("writing the report")
+        build_report(self.run.root)
+        return results
+
+
+def run(config: Mapping[str, Any], out: str | os.PathLike[str], *, mode: Mode = "new",
+        progress: bool = True, on_stage: Callable[[str], None] | None = None) -> Path:
+    """Run the whole pipeline for a resolved config; returns the run folder."""
+    inputs = load_inputs(dict(config))
+    folder = RunFolder(out, mode)
+    try:
+        folder.write_config(inputs.config)
+        folder.record_inputs(**{f"real.{k}": v for k, v in inputs.real.hashes().items()},
+                             **{f"synthetic.{k}": v.sha256()
+                                for k, v in inputs.user_sets.items()})
+        folder.record_seeds(seed=inputs.config["seed"])
+        Pipeline(inputs, folder, progress=progress, on_stage=on_stage).execute()
+    except KeyboardInterrupt:
+        folder.finish("interrupted")
+        raise
+    except BaseException:
+        folder.finish("failed")
+        raise
+    folder.finish("complete")
+    return folder.root
+
+
+def demo(out: str | os.PathLike[str], *, budget: str = "demo", seed: int = 0,
+         device: str = "auto", mode: Mode = "new", progress: bool = True,
+         on_stage: Callable[[str], None] | None = None) -> Path:
+    """The main job on the built-in phantom data."""
+    from synthlens.config import packaged_config
+
+    config = resolve_config(packaged_config("demo"), source="demo", budget=budget, seed=seed,
+                            device=device)
+    return run(config, out, mode=mode, progress=progress, on_stage=on_stage)
+
+
+def evaluate(real: str, synthetic: Mapping[str, str], out: str | os.PathLike[str], *,
+             budget: str = "demo", seed: int = 0, device: str = "auto", mode: Mode = "new",
+             extractors: list[str] | None = None, metrics: list[str] | None = None,
+             protocols: list[str] | None = None, progress: bool = True,
+             on_stage: Callable[[str], None] | None = None) -> Path:
+    """Score synthetic sets the user brings (no generator training)."""
+    from synthlens.config import packaged_config
+
+    raw = packaged_config("evaluate")
+    raw["dataset"] = {**raw.get("dataset", {}), "source": real}
+    raw["synthetic"] = dict(synthetic)
+    if extractors:
+        raw["features"] = {"extractors": extractors, "primary": extractors[0]}
+    if metrics:
+        raw.setdefault("metrics", {})["names"] = metrics
+    if protocols is not None:
+        raw.setdefault("utility", {})["protocols"] = protocols
+    config = resolve_config(raw, source="evaluate", budget=budget, seed=seed, device=device)
+    return run(config, out, mode=mode, progress=progress, on_stage=on_stage)
+
+
+def rebuild_report(run_dir: str | os.PathLike[str]) -> Path:
+    """Rebuild report.html, results.csv and the figures from a finished run folder."""
+    from synthlens.report import build_report
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "results.json").exists():
+        raise InputError(run_dir, "holds no results.json; is it a finished synthlens run?")
+    return build_report(run_dir)

@@ -1,0 +1,168 @@
+"""The run folder: the one place a run's state lives.
+
+Layout::
+
+    RUN/
+      config.yaml         the resolved config (budget expanded, defaults filled in)
+      manifest.json       versions, seeds, input hashes, times, status, finished stages
+      data/ generators/ features/ metrics/ utility/ report/   one sub-folder per stage
+      results.json results.csv report.html                   the outputs
+
+Every file is written atomically (:mod:`synthlens.io`). A stage is recorded as finished in
+the manifest, with a fingerprint of its config and inputs, only after all of its outputs
+are written; ``--resume`` skips a stage whose fingerprint is unchanged and reruns it
+otherwise. An existing run folder is never overwritten without ``resume`` or ``force``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import yaml
+
+import synthlens
+from synthlens.errors import InputError
+from synthlens.io import read_json, write_json, write_text
+
+Mode = Literal["new", "resume", "force"]
+
+MANIFEST = "manifest.json"
+
+
+def fingerprint(obj: Any) -> str:
+    """SHA-256 of a JSON-able object (sorted keys), to detect changed config or inputs."""
+    blob = json.dumps(obj, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def environment() -> dict[str, str]:
+    """Versions that can change a number."""
+    import scipy
+    import sklearn
+
+    return {"synthlens": synthlens.__version__, "python": sys.version.split()[0],
+            "torch": torch.__version__, "numpy": np.__version__, "scipy": scipy.__version__,
+            "scikit-learn": sklearn.__version__, "platform": platform.platform(),
+            "cuda": torch.version.cuda or "none"}
+
+
+class RunFolder:
+    """A run's folder and manifest.
+
+    ``mode="new"`` refuses a folder that already holds a run (or any files);
+    ``"resume"`` continues one (or starts fresh where none exists); ``"force"`` deletes
+    the old run first (only a folder that looks like a run, or an empty one).
+    """
+
+    def __init__(self, root: str | os.PathLike[str], mode: Mode = "new") -> None:
+        self.root = Path(root)
+        self.mode = mode
+        exists = self.root.exists() and any(self.root.iterdir())
+        is_run = (self.root / MANIFEST).exists()
+        if self.root.exists() and not self.root.is_dir():
+            raise InputError(self.root, "exists and is not a folder")
+        if exists and mode == "new":
+            raise InputError(self.root, "already exists; pass --resume to continue that run "
+                                        "or --force to replace it")
+        if exists and mode == "force":
+            if not is_run:
+                raise InputError(self.root, "is not empty and holds no synthlens run "
+                                            f"({MANIFEST} missing); refusing to delete it")
+            shutil.rmtree(self.root)
+        if exists and mode == "resume" and not is_run:
+            raise InputError(self.root, f"is not empty and holds no synthlens run ({MANIFEST} "
+                                        "missing); choose another --out")
+        self.root.mkdir(parents=True, exist_ok=True)
+        if (self.root / MANIFEST).exists():
+            self.manifest: dict[str, Any] = read_json(self.root / MANIFEST)
+        else:
+            self.manifest = {"created": _now(), "stages": {}, "inputs": {}, "seeds": {},
+                             "runs": []}
+        self.manifest["environment"] = environment()
+        self.manifest["status"] = "running"
+        self.manifest["runs"].append({"started": _now(), "mode": mode,
+                                      "argv": sys.argv[1:]})
+        self.manifest.pop("finished", None)
+        self._save()
+
+    # ------------------------------------------------------------------ paths
+    def path(self, *parts: str) -> Path:
+        return self.root.joinpath(*parts)
+
+    def stage_dir(self, stage: str) -> Path:
+        path = self.root / stage
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    # ------------------------------------------------------------------ manifest
+    def _save(self) -> None:
+        write_json(self.root / MANIFEST, self.manifest)
+
+    def write_config(self, config: Mapping[str, Any]) -> None:
+        write_text(self.root / "config.yaml", yaml.safe_dump(dict(config), sort_keys=False))
+
+    def record_inputs(self, **hashes: str) -> None:
+        """SHA-256 of every input array (real splits, user synthetic sets)."""
+        self.manifest["inputs"].update(hashes)
+        self._save()
+
+    def record_seeds(self, **seeds: Any) -> None:
+        self.manifest["seeds"].update(seeds)
+        self._save()
+
+    def is_done(self, stage: str, key: str) -> bool:
+        """True when ``stage`` finished with the same fingerprint and we are resuming."""
+        entry = self.manifest["stages"].get(stage)
+        return (self.mode == "resume" and entry is not None and entry.get("fingerprint") == key
+                and entry.get("status") == "done")
+
+    @contextmanager
+    def stage(self, stage: str, key: str) -> Iterator[Path]:
+        """Run a stage: yields its folder; marks it done (with ``key``) only on success.
+
+        A stage that starts with a different fingerprint than a previous attempt starts
+        from an empty folder, so stale files of another config cannot leak into it; with
+        the same fingerprint its partial outputs (e.g. checkpoints) are kept for resuming.
+        """
+        entry = self.manifest["stages"].get(stage)
+        folder = self.root / stage
+        if entry is not None and entry.get("fingerprint") != key and folder.exists():
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        started = time.perf_counter()
+        self.manifest["stages"][stage] = {"fingerprint": key, "status": "running",
+                                          "started": _now()}
+        self._save()
+        try:
+            yield folder
+        except BaseException:
+            self.manifest["stages"][stage]["status"] = "failed"
+            self._save()
+            raise
+        self.manifest["stages"][stage].update(
+            status="done", finished=_now(), seconds=round(time.perf_counter() - started, 3))
+        self._save()
+
+    def finish(self, status: Literal["complete", "failed", "interrupted"]) -> None:
+        self.manifest["status"] = status
+        self.manifest["finished"] = _now()
+        self.manifest["runs"][-1]["finished"] = self.manifest["finished"]
+        self.manifest["runs"][-1]["status"] = status
+        self._save()

@@ -1,0 +1,101 @@
+"""The run folder: atomic writes, refusal to overwrite, resume skipping, manifest."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from synthlens.errors import InputError
+from synthlens.io import atomic_path, read_json, read_npz, write_json, write_npz
+from synthlens.runfolder import RunFolder, fingerprint
+
+
+def test_atomic_write_leaves_old_file_on_failure(tmp_path):
+    target = tmp_path / "out.json"
+    write_json(target, {"a": 1})
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text('{"a": 2, "half')
+        raise RuntimeError("killed mid-write")
+    assert read_json(target) == {"a": 1}
+    assert sorted(os.listdir(tmp_path)) == ["out.json"]  # no temporary file left
+
+
+def test_write_json_refuses_nan(tmp_path):
+    with pytest.raises(ValueError):
+        write_json(tmp_path / "x.json", {"v": float("nan")})
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_npz_round_trip(tmp_path):
+    write_npz(tmp_path / "a.npz", x=np.arange(5), names=np.array(["a", "b"]))
+    data = read_npz(tmp_path / "a.npz")
+    assert data["x"].tolist() == [0, 1, 2, 3, 4] and data["names"].tolist() == ["a", "b"]
+    assert sorted(os.listdir(tmp_path)) == ["a.npz"]
+
+
+def test_new_run_refuses_existing_folder(tmp_path):
+    RunFolder(tmp_path / "run").finish("complete")
+    with pytest.raises(InputError, match="already exists; pass --resume"):
+        RunFolder(tmp_path / "run")
+
+
+def test_force_replaces_a_run_but_not_other_folders(tmp_path):
+    run = RunFolder(tmp_path / "run")
+    (run.path("old.txt")).write_text("stale")
+    run.finish("complete")
+    RunFolder(tmp_path / "run", mode="force")
+    assert not (tmp_path / "run" / "old.txt").exists()
+    other = tmp_path / "photos"
+    other.mkdir()
+    (other / "holiday.jpg").write_bytes(b"x")
+    with pytest.raises(InputError, match="holds no synthlens run"):
+        RunFolder(other, mode="force")
+    assert (other / "holiday.jpg").exists()
+
+
+def test_resume_skips_done_stage_and_reruns_changed_one(tmp_path):
+    run = RunFolder(tmp_path / "run")
+    with run.stage("metrics/a", fingerprint({"k": 5})) as folder:
+        write_json(folder / "m.json", {"v": 1})
+    run.finish("complete")
+
+    resumed = RunFolder(tmp_path / "run", mode="resume")
+    assert resumed.is_done("metrics/a", fingerprint({"k": 5}))
+    assert not resumed.is_done("metrics/a", fingerprint({"k": 3}))
+    with resumed.stage("metrics/a", fingerprint({"k": 3})) as folder:
+        # a changed fingerprint starts from an empty stage folder
+        assert not (folder / "m.json").exists()
+    # a fresh (non-resume) run never skips
+    assert not RunFolder(tmp_path / "other").is_done("metrics/a", fingerprint({"k": 5}))
+
+
+def test_failed_stage_is_not_done_and_manifest_records_it(tmp_path):
+    run = RunFolder(tmp_path / "run")
+    key = fingerprint("x")
+    with pytest.raises(ZeroDivisionError), run.stage("utility/a", key):
+        1 / 0  # noqa: B018
+    run.finish("failed")
+    manifest = read_json(tmp_path / "run" / "manifest.json")
+    assert manifest["status"] == "failed"
+    assert manifest["stages"]["utility/a"]["status"] == "failed"
+    assert not RunFolder(tmp_path / "run", mode="resume").is_done("utility/a", key)
+
+
+def test_manifest_records_versions_seeds_and_hashes(tmp_path):
+    run = RunFolder(tmp_path / "run")
+    run.record_inputs(**{"real.train": "ab" * 32})
+    run.record_seeds(seed=7)
+    run.finish("complete")
+    manifest = read_json(tmp_path / "run" / "manifest.json")
+    env = manifest["environment"]
+    assert {"synthlens", "torch", "numpy", "python"} <= set(env)
+    assert manifest["seeds"] == {"seed": 7}
+    assert manifest["inputs"]["real.train"] == "ab" * 32
+    assert manifest["created"] <= manifest["finished"]
+
+
+def test_fingerprint_is_order_independent():
+    assert fingerprint({"a": 1, "b": [1, 2]}) == fingerprint({"b": [1, 2], "a": 1})
+    assert fingerprint({"a": 1}) != fingerprint({"a": 2})
