@@ -28,7 +28,7 @@ DEFAULTS: dict[str, Any] = {
     "budget": "demo",
     # dataset.source: "demo", a MedMNIST name ("pneumoniamnist", "bloodmnist@64"),
     # an .npz path or an image folder.
-    "dataset": {"source": "demo", "size": 28, "download": True, "cache_dir": None},
+    "dataset": {"source": "demo", "size": None, "download": True, "cache_dir": None},
     # Share of the training split no generator sees: the real-holdout reference set and
     # the non-member set of the privacy metrics.
     "holdout_fraction": 0.1,

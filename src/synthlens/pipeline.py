@@ -48,6 +48,7 @@ class SetEntry:
     images: ImageSet
     generator: str | None = None
     sample_options: Mapping[str, Any] | None = None
+    files: dict[str, str] | None = None
 
 
 @dataclass
@@ -137,17 +138,33 @@ class Pipeline:
 
     # ----------------------------------------------------------------- stage: generators
     def generate(self) -> None:
+        """Train every configured generator and collect every set to score.
+
+        Each set's images end up in ``sets/<name>/samples.npz`` (the report's grids read
+        them); a generator's model, checkpoints and training curves stay in
+        ``generators/<name>/``.
+        """
         counts = sample_counts(self.inputs.real.train, self.budget.get("sample_fraction", 1.0))
         for spec in self.config["generators"]:
             self._train_generator(spec, counts)
         for ref in self.config["references"]:
             if ref == "real-holdout":
-                self.sets[ref] = SetEntry(ref, "reference", self.holdout, "real-holdout")
+                entry = SetEntry(ref, "reference", self.holdout, "real-holdout")
             else:
                 images = noise_reference(self.fit_train, counts, seed=self.seed, name=ref)
-                self.sets[ref] = SetEntry(ref, "reference", images, "noise")
+                entry = SetEntry(ref, "reference", images, "noise")
+            self._add_set(entry)
         for name, images in self.inputs.user_sets.items():
-            self.sets[name] = SetEntry(name, "user", images)
+            self._add_set(SetEntry(name, "user", images))
+
+    def _add_set(self, entry: SetEntry, curves: str | None = None) -> None:
+        path = self.run.path("sets", entry.name, "samples.npz")
+        if entry.kind != "generated":  # generated sets were written by their stage
+            save_imageset(path, entry.images)
+        entry.files = {"samples": f"sets/{entry.name}/samples.npz"}
+        if curves:
+            entry.files["curves"] = curves
+        self.sets[entry.name] = entry
 
     def _train_generator(self, spec: Mapping[str, Any], counts: np.ndarray) -> None:
         family, name = spec["family"], spec["name"]
@@ -160,7 +177,6 @@ class Pipeline:
         stage = f"generators/{name}"
         key = fingerprint({"spec": spec, "budget": budget.to_dict(), "seed": self.seed,
                            "train": self.fit_train.sha256(), "counts": counts.tolist()})
-        folder = self.run.path(stage)
         if not self.run.is_done(stage, key):
             self.on_stage(f"training generator {name} ({family})")
             with self.run.stage(stage, key) as folder:
@@ -171,11 +187,13 @@ class Pipeline:
                 for set_name, options in variants:
                     images = generator.sample(counts, seed=self.seed + 1, name=set_name,
                                               **options)
-                    save_imageset(folder / f"samples-{set_name}.npz", images)
+                    save_imageset(self.run.path("sets", set_name, "samples.npz"), images)
                 (folder / "checkpoint.pt").unlink(missing_ok=True)  # model.pt supersedes it
         for set_name, options in variants:
-            images = load_imageset(folder / f"samples-{set_name}.npz", split=set_name)
-            self.sets[set_name] = SetEntry(set_name, "generated", images, family, options)
+            images = load_imageset(self.run.path("sets", set_name, "samples.npz"),
+                                   split=set_name)
+            self._add_set(SetEntry(set_name, "generated", images, family, options),
+                          curves=f"{stage}/curves.json")
 
     # ----------------------------------------------------------------- stage: features
     def extract_features(self) -> None:
@@ -207,77 +225,131 @@ class Pipeline:
                               progress=self.progress)
 
     # ----------------------------------------------------------------- stage: metrics
-    def score(self) -> dict[str, dict[str, MetricResult]]:
-        from synthlens.metrics import RealReference, evaluate_features
+    def _metric_names(self, distance: str) -> tuple[list[str], list[str]]:
+        """(feature-space metrics, image metrics) requested by the config."""
+        from synthlens.metrics import FEATURE_METRICS, IMAGE_METRICS, default_feature_metrics
 
-        names = list(self.config["metrics"]["names"])
+        names = self.config["metrics"]["names"]
+        if names == "all" or names == ["all"]:
+            return list(default_feature_metrics(distance)), list(IMAGE_METRICS)
+        unknown = [n for n in names if n not in FEATURE_METRICS and n not in IMAGE_METRICS
+                   and n != "variety"]
+        if unknown:
+            raise InputError("metrics.names", f"unknown metric {unknown[0]!r}; known: "
+                                              f"{sorted({*FEATURE_METRICS, *IMAGE_METRICS})}")
+        return ([n for n in names if n in FEATURE_METRICS],
+                [n for n in names if n in IMAGE_METRICS])
+
+    def _judge(self) -> Any:
+        """The label-consistency judge: the in-domain encoder's classifier when there is one
+        (it is trained on the real training split), else None (metric skipped)."""
+        for extractor in self.extractors.values():
+            classifier = getattr(extractor, "classifier", None)
+            if classifier is not None:
+                return classifier
+        return None
+
+    def score(self) -> dict[str, dict[str, MetricResult]]:
+        from synthlens.metrics import (
+            RealReference,
+            audit_table,
+            evaluate_features,
+            evaluate_images,
+            metric_spec,
+            real_floor,
+            variety_scores,
+            write_audit_csv,
+        )
+
         k = int(self.config["metrics"]["k"])
         primary = self.config["features"]["primary"]
         results: dict[str, dict[str, MetricResult]] = {name: {} for name in self.sets}
         self.floors: dict[str, MetricResult] = {}
+        class_names = self.fit_train.class_names
         for extractor_name, extractor in self.extractors.items():
             suffix = "" if extractor_name == primary else f"@{extractor_name}"
-            train_features = self.features(extractor_name, self.fit_train)
-            reference = RealReference(train_features, labels=self.fit_train.labels, k=k,
-                                      distance=extractor.distance)
             space = extractor.describe()
-            for set_name, entry in [("__floor__", None), *self.sets.items()]:
-                images = self.holdout if entry is None else entry.images
+            feature_names, image_names = self._metric_names(extractor.distance)
+            reference = RealReference(k, extractor.distance, feature_space=space,
+                                      device=self.device).fit(
+                self.features(extractor_name, self.fit_train), self.fit_train.labels,
+                holdout=self.features(extractor_name, self.holdout),
+                holdout_labels=self.holdout.labels, class_names=class_names)
+            base = {"names": feature_names, "k": k, "space": space, "seed": self.seed,
+                    "train": self.fit_train.sha256(), "holdout": self.holdout.sha256()}
+            stage = f"metrics/{extractor_name}/real-vs-real"
+            path = self.run.path(stage, "metrics.json")
+            if not self.run.is_done(stage, fingerprint(base)):
+                with self.run.stage(stage, fingerprint(base)):
+                    floor = real_floor(reference, metrics=feature_names, seed=self.seed)
+                    write_json(path, {n: r.to_json() for n, r in floor.items()})
+            for metric, value in read_json(path).items():
+                self.floors[metric + suffix] = MetricResult.from_json(metric + suffix, value)
+
+            for set_name, entry in self.sets.items():
+                images = entry.images
                 stage = f"metrics/{extractor_name}/{set_name}"
-                key = fingerprint({"names": names, "k": k, "space": space, "seed": self.seed,
-                                   "train": self.fit_train.sha256(), "set": images.sha256()})
+                key = fingerprint({**base, "set": images.sha256(),
+                                   "images": image_names if not suffix else []})
                 path = self.run.path(stage, "metrics.json")
                 if not self.run.is_done(stage, key):
                     with self.run.stage(stage, key):
-                        scored = evaluate_features(
-                            reference, self.features(extractor_name, images),
-                            images.labels, metrics=names, class_names=images.class_names,
-                            seed=self.seed, feature_space=space)
+                        features = self.features(extractor_name, images)
+                        # The holdout cannot be its own non-member set: score the
+                        # real-holdout reference without the privacy metrics that need one.
+                        ref = (reference.with_holdout(None) if set_name == "real-holdout"
+                               else reference)
+                        wanted = [n for n in feature_names if set_name != "real-holdout"
+                                  or "holdout" not in metric_spec(n).needs]
+                        nb = ref.compare(features, images.labels)
+                        scored = evaluate_features(ref, features, images.labels,
+                                                   metrics=wanted, class_names=class_names,
+                                                   seed=self.seed, neighbourhoods=nb)
+                        if not suffix:
+                            scored.update(evaluate_images(
+                                images.images, images.labels, metrics=image_names,
+                                classifier=self._judge(), class_names=class_names,
+                                seed=self.seed))
+                            table = audit_table(ref, nb, images.labels, images=images.images,
+                                                classifier=self._judge())
+                            write_audit_csv(self.run.path("metrics", "audit", f"{set_name}.csv"),
+                                            table, class_names)
                         write_json(path, {n: r.to_json() for n, r in scored.items()})
-                saved = read_json(path)
-                target = self.floors if entry is None else results[set_name]
-                for metric, value in saved.items():
-                    target[metric + suffix] = MetricResult.from_json(metric + suffix, value)
+                for metric, value in read_json(path).items():
+                    results[set_name][metric + suffix] = MetricResult.from_json(metric + suffix,
+                                                                                value)
+        sizes = {name: r["mean_image_kb"] for name, r in results.items() if "mean_image_kb" in r}
+        if len(sizes) >= 2:
+            for name, result in variety_scores(sizes).items():
+                results[name]["variety"] = result
         return results
 
     # ----------------------------------------------------------------- stage: utility
     def utility(self) -> dict[str, dict[str, MetricResult]]:
-        from synthlens.utility import UtilityConfig, evaluate_set, real_only_baseline
+        from synthlens.utility import BASELINE_NAME, UtilityConfig, UtilityEvaluator
 
-        settings = self.budget.get("utility", {})
-        protocols = list(self.config["utility"]["protocols"])
-        uconfig = UtilityConfig.from_dict(settings)
         real = self.inputs.real
-        base_key = {"utility": uconfig.to_dict(), "protocols": protocols,
-                    "train": self.fit_train.sha256(), "val": real.val.sha256(),
-                    "test": real.test.sha256()}
-        stage = "utility/real-only"
-        key = fingerprint(base_key)
-        baseline_path = self.run.path(stage, "baseline.json")
-        # The baseline's per-seed predictions are what every set's gain is paired with.
-        if not self.run.is_done(stage, key):
-            self.on_stage("training the real-only utility baseline")
-            with self.run.stage(stage, key) as folder:
-                baseline = real_only_baseline(self.fit_train, real.val, real.test,
-                                              config=uconfig, protocols=protocols,
-                                              device=self.device, progress=self.progress,
-                                              cross_task=self.inputs.cross_task)
-                baseline.save(folder)
-        from synthlens.utility import Baseline
-
-        baseline = Baseline.load(baseline_path.parent)
-        results: dict[str, dict[str, MetricResult]] = {"real-only": baseline.metrics()}
-        for set_name, entry in self.sets.items():
+        settings = {**self.budget.get("utility", {}),
+                    "protocols": list(self.config["utility"]["protocols"])}
+        # Utility classifiers train on what the generators saw: train minus the holdout.
+        fit_real = RealData(real.name, self.fit_train, real.val, real.test, source=real.source)
+        evaluator = UtilityEvaluator(fit_real, config=UtilityConfig.from_dict(settings),
+                                     cross_task_data=self.inputs.cross_task,
+                                     device=self.device, seed=self.seed,
+                                     progress=self.progress,
+                                     cache_dir=self.run.path("utility", "arms"))
+        base = evaluator.fingerprint()
+        jobs = [(BASELINE_NAME, None), *((n, e.images) for n, e in self.sets.items())]
+        results: dict[str, dict[str, MetricResult]] = {}
+        for set_name, images in jobs:
             stage = f"utility/{set_name}"
-            key = fingerprint({**base_key, "set": entry.images.sha256()})
+            key = fingerprint({**base, "set": None if images is None else images.sha256()})
             path = self.run.path(stage, "utility.json")
             if not self.run.is_done(stage, key):
                 self.on_stage(f"utility of {set_name}")
                 with self.run.stage(stage, key):
-                    scored = evaluate_set(entry.images, baseline, self.fit_train, real.val,
-                                          real.test, config=uconfig, protocols=protocols,
-                                          device=self.device, progress=self.progress,
-                                          cross_task=self.inputs.cross_task)
+                    scored = (evaluator.baseline_results() if images is None
+                              else evaluator.evaluate_set(set_name, images))
                     write_json(path, {n: r.to_json() for n, r in scored.items()})
             results[set_name] = {n: MetricResult.from_json(n, v)
                                  for n, v in read_json(path).items()}
@@ -296,6 +368,7 @@ class Pipeline:
                 "n_images": len(entry.images),
                 "class_counts": entry.images.class_counts().tolist(),
                 "sha256": entry.images.sha256(),
+                "files": dict(entry.files or {}),
                 "metrics": {m: r.to_json() for m, r in sorted(merged.items())},
             }
         sets["real-only"] = {

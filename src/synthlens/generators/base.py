@@ -18,6 +18,7 @@ uninterrupted run would have. Checkpoints load with ``weights_only=True``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -59,6 +60,12 @@ class Budget:
     def stage_steps(self, stage: str) -> int:
         return max(1, round(self.steps * float(self.stage_fractions.get(stage, 1.0))))
 
+    def stage_batch_size(self, stage: str) -> int:
+        """``options.stage_batch_sizes[stage]`` when given (an autoencoder and the prior
+        trained on its codes want different batches), else ``batch_size``."""
+        sizes = self.options.get("stage_batch_sizes") or {}
+        return int(sizes.get(stage, self.batch_size))
+
     def option(self, name: str, default: Any) -> Any:
         return self.options.get(name, default)
 
@@ -84,6 +91,20 @@ def resolve_device(device: str) -> str:
     if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
         raise ValueError(f"device must be cpu, cuda or auto, got {device!r}")
     return device
+
+
+def autocast(device: str, enabled: bool = True) -> contextlib.AbstractContextManager[Any]:
+    """Mixed precision for the harness: bfloat16 autocast on a GPU that supports it (no
+    loss scaling needed), full precision elsewhere (CPU runs stay bit-reproducible)."""
+    if enabled and device.startswith("cuda") and torch.cuda.is_available() \
+            and torch.cuda.is_bf16_supported():
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def full_precision(x: torch.Tensor) -> contextlib.AbstractContextManager[Any]:
+    """Turn autocast off for numerically sensitive code (codebook distances, R1)."""
+    return torch.autocast(device_type=x.device.type, enabled=False)
 
 
 def counts_per_class(n_per_class: int | Sequence[int] | np.ndarray, n_classes: int) -> np.ndarray:
@@ -151,7 +172,19 @@ class Generator(ABC):
         """Restore what :meth:`_state` returned."""
 
     def _begin_stage(self, stage: str, train: ImageSet) -> None:  # noqa: B027
-        """Called before a stage's first step (also on resume); optional."""
+        """Called before a stage's first step (also on resume); optional. It must not draw
+        from the global RNG, or a resumed run would differ from an uninterrupted one."""
+
+    def setting(self, name: str, default: Any) -> Any:
+        """A knob's value: the constructor's parameter when given (not ``None``), else the
+        budget's ``options[name]``, else ``default``. Budgets scale architectures this way
+        while a run config can still pin any knob."""
+        value = self.params.get(name)
+        if value is not None:
+            return value
+        if self.budget is not None and name in self.budget.options:
+            return self.budget.options[name]
+        return default
 
     # ----------------------------------------------------------------- public API
     @property
@@ -179,28 +212,34 @@ class Generator(ABC):
         checkpoint = workdir / "checkpoint.pt" if workdir else None
         if checkpoint is not None and checkpoint.exists():
             saved = torch.load(checkpoint, map_location=self.device, weights_only=True)
-            if saved["meta"]["budget"] != budget.to_dict() or saved["meta"]["seed"] != seed:
-                raise RuntimeError(f"{checkpoint} was written with another budget or seed; "
-                                   "use --force to start again")
+            if (saved["meta"]["budget"] != budget.to_dict() or saved["meta"]["seed"] != seed
+                    or saved["meta"]["params"] != self._meta()["params"]):
+                raise RuntimeError(f"{checkpoint} was written with another budget, seed or "
+                                   "parameters; use --force to start again")
             self._load_state(saved["state"])
             start_stage, start_step = saved["stage_index"], saved["step"]
             batch_rng.set_state(saved["batch_rng"])
             torch.set_rng_state(saved["torch_rng"])
+            if "cuda_rng" in saved and self.device.startswith("cuda"):
+                torch.cuda.set_rng_state(saved["cuda_rng"].cpu(), self.device)
             self.curves = json.loads(saved["curves"])
-        images = _to_model_range(train.images)
+        images = to_model_range(train.images)
         labels = torch.from_numpy(train.labels)
         stages = self.stages()
+        mixed = bool(budget.option("mixed_precision", True))
         for stage_index in range(start_stage, len(stages)):
             stage = stages[stage_index]
             n_steps = budget.stage_steps(stage)
+            batch_size = budget.stage_batch_size(stage)
             first = start_step if stage_index == start_stage else 0
             self._begin_stage(stage, train)
             bar = tqdm(range(first, n_steps), desc=f"{self.family}:{stage}", leave=False,
                        disable=not progress, initial=first, total=n_steps)
             for step in bar:
-                idx = torch.randint(0, len(images), (budget.batch_size,), generator=batch_rng)
-                logs = self._train_step(stage, images[idx].to(self.device),
-                                        labels[idx].to(self.device), step)
+                idx = torch.randint(0, len(images), (batch_size,), generator=batch_rng)
+                with autocast(self.device, mixed):
+                    logs = self._train_step(stage, images[idx].to(self.device),
+                                            labels[idx].to(self.device), step)
                 if step % budget.log_every == 0 or step == n_steps - 1:
                     self._log(stage, step, logs)
                     bar.set_postfix({k: f"{v:.3g}" for k, v in logs.items()})
@@ -210,6 +249,7 @@ class Generator(ABC):
                     next_stage, next_step = ((stage_index, done) if done < n_steps
                                              else (stage_index + 1, 0))
                     self._write_checkpoint(checkpoint, seed, next_stage, next_step, batch_rng)
+                    write_json(checkpoint.parent / "curves.json", self.curves)
         self._fitted = True
         if workdir is not None:
             write_json(workdir / "curves.json", self.curves)
@@ -228,10 +268,12 @@ class Generator(ABC):
         counts = counts_per_class(n_per_class, self.n_classes)
         labels = torch.repeat_interleave(torch.arange(self.n_classes), torch.from_numpy(counts))
         generator = torch.Generator(device="cpu").manual_seed(seed)
+        mixed = self.budget is None or bool(self.budget.option("mixed_precision", True))
         chunks = []
         for start in range(0, len(labels), batch_size):
             batch = labels[start:start + batch_size].to(self.device)
-            chunks.append(to_uint8(self._generate(batch, generator, **kwargs)))
+            with autocast(self.device, mixed):
+                chunks.append(to_uint8(self._generate(batch, generator, **dict(kwargs))))
         assert self.image_shape is not None
         images = (np.concatenate(chunks) if chunks
                   else np.zeros((0, *self.image_shape), dtype=np.uint8))
@@ -286,14 +328,20 @@ class Generator(ABC):
         payload = {"meta": meta, "state": self._state(), "stage_index": stage_index,
                    "step": step, "batch_rng": batch_rng.get_state(),
                    "torch_rng": torch.get_rng_state(), "curves": json.dumps(self.curves)}
+        if self.device.startswith("cuda"):
+            payload["cuda_rng"] = torch.cuda.get_rng_state(self.device)
         with atomic_path(path) as tmp:
             torch.save(payload, tmp)
 
 
-def _to_model_range(images: np.ndarray) -> torch.Tensor:
+def to_model_range(images: np.ndarray) -> torch.Tensor:
+    """uint8 (N, H, W) or (N, H, W, 3) -> float32 (N, C, H, W) in [-1, 1]."""
     x = torch.from_numpy(np.ascontiguousarray(images))
     x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)
     return x.float().div_(127.5).sub_(1.0)
+
+
+_to_model_range = to_model_range  # the name the first version used
 
 
 def ema_update(target: torch.nn.Module, source: torch.nn.Module, decay: float) -> None:

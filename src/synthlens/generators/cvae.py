@@ -4,6 +4,7 @@ generator. Its samples are blurry but varied, which makes it a useful low-fideli
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,7 +17,7 @@ from synthlens.generators.base import Budget, Generator
 
 def _conv_trunk(channels: list[int]) -> nn.Sequential:
     layers: list[nn.Module] = []
-    for cin, cout in zip(channels[:-1], channels[1:], strict=True):
+    for cin, cout in itertools.pairwise(channels):
         layers += [nn.Conv2d(cin, cout, 4, stride=2, padding=1), nn.GroupNorm(8, cout),
                    nn.SiLU()]
     return nn.Sequential(*layers)

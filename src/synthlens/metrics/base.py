@@ -54,7 +54,7 @@ class MetricResult:
         if self.feature_space is not None:
             out["feature_space"] = self.feature_space
         if self.details:
-            out["details"] = self.details
+            out["details"] = _json_safe(self.details)
         return out
 
     @classmethod
@@ -75,6 +75,19 @@ class MetricResult:
 def _finite_or_none(value: float) -> float | None:
     value = float(value)
     return value if math.isfinite(value) else None
+
+
+def _json_safe(obj: Any) -> Any:
+    """Details may hold NaN (an undefined bound) or numpy scalars: make them valid JSON."""
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_json_safe(v) for v in obj]
+    if hasattr(obj, "item") and callable(obj.item) and getattr(obj, "ndim", None) == 0:
+        obj = obj.item()  # numpy scalar
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
 
 
 def _none_to_nan(value: float | None) -> float:

@@ -1,0 +1,39 @@
+"""Real and synthetic image data: loaders, validation, the demo phantoms and the holdout.
+
+Every loader returns validated ``uint8`` images and ``int64`` labels
+(:class:`ImageSet`, :class:`RealData`) or raises :class:`synthlens.errors.InputError` naming
+the file, the key and the problem.
+"""
+
+from synthlens.data.dataset import SPLITS, ImageSet, RealData, array_sha256
+from synthlens.data.demo import DEMO_VERSION, make_demo
+from synthlens.data.folder import load_folder
+from synthlens.data.load import load_dataset
+from synthlens.data.medmnist import cache_root, load_medmnist, medmnist_path
+from synthlens.data.medmnist_info import MEDMNIST, MedMNISTInfo
+from synthlens.data.npz import load_imageset, load_npz, save_imageset
+from synthlens.data.splits import HOLDOUT_FRACTION, holdout_indices, reserve_holdout
+from synthlens.data.synthetic import load_synthetic
+
+__all__ = [
+    "DEMO_VERSION",
+    "HOLDOUT_FRACTION",
+    "MEDMNIST",
+    "SPLITS",
+    "ImageSet",
+    "MedMNISTInfo",
+    "RealData",
+    "array_sha256",
+    "cache_root",
+    "holdout_indices",
+    "load_dataset",
+    "load_folder",
+    "load_imageset",
+    "load_medmnist",
+    "load_npz",
+    "load_synthetic",
+    "make_demo",
+    "medmnist_path",
+    "reserve_holdout",
+    "save_imageset",
+]

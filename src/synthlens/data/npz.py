@@ -1,0 +1,233 @@
+"""Reading and writing labelled images as ``.npz`` archives.
+
+:func:`load_npz` reads the MedMNIST layout (``train_images``, ``train_labels``, ``val_*``,
+``test_*``) into :class:`RealData`. :func:`save_imageset` and :func:`load_imageset` round-trip
+one :class:`ImageSet` (a synthetic set, a holdout) through a run folder.
+
+Pickles are never loaded (``allow_pickle=False`` everywhere): an ``.npz`` from a stranger
+must not be able to run code. Every problem raises :class:`InputError` naming the file, the
+key where there is one, and what is wrong.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from synthlens.data.dataset import SPLITS, ImageSet, RealData, validate_images, validate_labels
+from synthlens.data.medmnist_info import medmnist_info_for_file
+from synthlens.errors import InputError
+from synthlens.io import write_npz
+
+PathLike = str | os.PathLike[str]
+
+
+class NpzReader:
+    """Key-by-key access to an ``.npz`` that turns every failure into :class:`InputError`.
+
+    Arrays are read lazily, so that the keys of a large archive that are not needed (for
+    example MedMNIST's file lists) cost nothing.
+    """
+
+    def __init__(self, path: PathLike) -> None:
+        self.path = Path(path)
+        if not self.path.exists():
+            raise InputError(self.path, "file not found")
+        if self.path.is_dir():
+            raise InputError(self.path, "is a folder, expected an .npz file")
+        with open(self.path, "rb") as handle:
+            magic = handle.read(6)
+        # np.load reports anything it does not recognise as "pickled data": tell them apart
+        if magic.startswith(b"\x93NUMPY"):
+            raise InputError(self.path, "is a single .npy array, expected an .npz archive "
+                                        "with named arrays (np.savez)")
+        if magic[:1] == b"\x80":
+            raise InputError(self.path, "holds pickled data; synthlens refuses pickled or "
+                                        "object arrays (allow_pickle is never enabled)")
+        if not magic.startswith(b"PK"):
+            raise InputError(self.path, "not a readable .npz file (it is not a zip archive)")
+        try:
+            data = np.load(self.path, allow_pickle=False)
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
+            raise InputError(self.path, f"not a readable .npz file ({err})") from None
+        self._data = data
+        self.keys: tuple[str, ...] = tuple(data.files)
+
+    def __enter__(self) -> NpzReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._data.close()
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.keys
+
+    def source(self, key: str) -> str:
+        return f"{self.path}:{key}"
+
+    def require(self, keys: Sequence[str], why: str = "") -> None:
+        """Raise naming every missing key (and the keys that are there)."""
+        missing = [key for key in keys if key not in self.keys]
+        if missing:
+            raise InputError(self.path, f"missing key{'s' if len(missing) > 1 else ''} "
+                                        f"{', '.join(missing)}{why}; the file has "
+                                        f"{', '.join(self.keys) or 'no arrays'}")
+
+    def array(self, key: str) -> np.ndarray:
+        try:
+            return self._data[key]
+        except ValueError as err:
+            if "allow_pickle" in str(err) or "pickle" in str(err):
+                raise InputError(self.source(key), "is a pickled/object array; synthlens "
+                                                   "refuses pickled or object arrays "
+                                                   "(allow_pickle is never enabled); save "
+                                                   "plain numeric or string arrays") from None
+            raise InputError(self.source(key), f"cannot be read ({err})") from None
+        except (OSError, EOFError, zipfile.BadZipFile) as err:
+            raise InputError(self.source(key), f"cannot be read, the file may be truncated "
+                                               f"({err})") from None
+
+    def string_array(self, key: str) -> tuple[str, ...]:
+        """A 1-D array of unique, non-empty strings (class names)."""
+        values = self.array(key)
+        if values.dtype.kind not in "US":
+            raise InputError(self.source(key), f"has dtype {values.dtype}, expected strings "
+                                               "(a unicode array such as np.array(['a', 'b']))")
+        if values.ndim != 1:
+            raise InputError(self.source(key), f"has shape {values.shape}, expected one name "
+                                               "per class (1-D)")
+        names = tuple(v.decode() if isinstance(v, bytes) else str(v) for v in values.tolist())
+        check_class_names(names, self.source(key))
+        return names
+
+
+def check_class_names(names: Sequence[str], source: str) -> None:
+    if not names:
+        raise InputError(source, "no class names")
+    if any(not name.strip() for name in names):
+        raise InputError(source, f"empty class name in {list(names)}")
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise InputError(source, f"duplicate class name(s) {duplicates}")
+
+
+def read_labelled(reader: NpzReader, images_key: str,
+                  labels_key: str) -> tuple[np.ndarray, np.ndarray]:
+    """Images and labels of one pair of keys, validated with the key in every message."""
+    images = validate_images(reader.array(images_key), reader.source(images_key))
+    labels = validate_labels(reader.array(labels_key), images.shape[0],
+                             reader.source(labels_key))
+    return images, labels
+
+
+def check_splits(splits: dict[str, tuple[np.ndarray, np.ndarray]], class_names: Sequence[str],
+                 source: str, where: dict[str, str]) -> None:
+    """Same image shape in every split; every class in every split; at least two classes.
+
+    ``where[split]`` names the labels of a split in messages (a key or a folder).
+    """
+    shapes = {split: images.shape[1:] for split, (images, _) in splits.items()}
+    first = next(iter(shapes))
+    for split, shape in shapes.items():
+        if shape != shapes[first]:
+            raise InputError(source, f"splits have different image shapes: {first} images are "
+                                     f"{_shape_text(shapes[first])} but {split} images are "
+                                     f"{_shape_text(shape)}")
+    for split, (_, labels) in splits.items():
+        if int(labels.max()) >= len(class_names):
+            raise InputError(where[split], f"label {int(labels.max())} but only "
+                                           f"{len(class_names)} class names {list(class_names)}")
+        counts = np.bincount(labels, minlength=len(class_names))
+        present = np.flatnonzero(counts)
+        if present.size < 2:
+            raise InputError(where[split], f"split '{split}' holds a single class "
+                                           f"{class_names[int(present[0])]!r}; at least two "
+                                           "classes are needed")
+        empty = [class_names[c] for c in np.flatnonzero(counts == 0)]
+        if empty:
+            raise InputError(where[split], f"split '{split}' has no images of class "
+                                           f"{empty[0]!r}" + (f" (nor of {empty[1:]})"
+                                                              if len(empty) > 1 else ""))
+
+
+def _shape_text(shape: tuple[int, ...]) -> str:
+    text = f"{shape[0]}x{shape[1]}"
+    return text + (" RGB" if len(shape) == 3 else " grey")
+
+
+def load_npz(path: PathLike, *, name: str | None = None) -> RealData:
+    """Load a dataset stored in the MedMNIST ``.npz`` layout.
+
+    Parameters
+    ----------
+    path:
+        An ``.npz`` with ``train_images``, ``train_labels``, ``val_images``, ``val_labels``,
+        ``test_images`` and ``test_labels``. Images are ``uint8``, ``(N, H, W)``,
+        ``(N, H, W, 1)`` or ``(N, H, W, 3)``, of any size; labels are integers, ``(N,)`` or
+        ``(N, 1)``. Other keys are ignored.
+    name:
+        The dataset's name; defaults to the file name without ``.npz``.
+
+    Class names come from a ``class_names`` key (a string array) when the file has one, else
+    from the MedMNIST table when the file carries an official MedMNIST name (for example
+    ``pneumoniamnist.npz`` or ``pneumoniamnist_64.npz``), else they are ``"0"``, ``"1"``, ...
+
+    Raises
+    ------
+    InputError
+        The file is missing, not an ``.npz`` or holds pickled arrays; a key is missing; images
+        and labels differ in count; an array has the wrong dtype, shape or a NaN; splits
+        differ in image shape; a split holds a single class or misses a class.
+    """
+    path = Path(path)
+    with NpzReader(path) as reader:
+        keys = [f"{split}_{kind}" for split in SPLITS for kind in ("images", "labels")]
+        reader.require(keys, " (expected the MedMNIST layout train_/val_/test_ images and "
+                             "labels)")
+        splits = {split: read_labelled(reader, f"{split}_images", f"{split}_labels")
+                  for split in SPLITS}
+        n_classes = 1 + max(int(labels.max()) for _, labels in splits.values())
+        if "class_names" in reader:
+            class_names = reader.string_array("class_names")
+        else:
+            info = medmnist_info_for_file(path.name)
+            if info is not None and len(info.class_names) == n_classes:
+                class_names = info.class_names
+            else:
+                class_names = tuple(str(c) for c in range(n_classes))
+        check_splits(splits, class_names, str(path),
+                     {split: reader.source(f"{split}_labels") for split in SPLITS})
+    sets = {split: ImageSet(images, labels, class_names, split=split, source=str(path))
+            for split, (images, labels) in splits.items()}
+    return RealData(name or path.name.removesuffix(".npz"), sets["train"], sets["val"],
+                    sets["test"], source=str(path))
+
+
+def save_imageset(path: PathLike, images: ImageSet) -> None:
+    """Write one :class:`ImageSet` atomically as ``.npz`` (images, labels, class names, split).
+
+    The arrays are plain ``uint8``/``int64``/unicode, so :func:`load_imageset` reads them back
+    without unpickling anything.
+    """
+    write_npz(path, images=images.images, labels=images.labels,
+              class_names=np.array(images.class_names, dtype=str),
+              split=np.array(images.split, dtype=str))
+
+
+def load_imageset(path: PathLike, *, split: str | None = None) -> ImageSet:
+    """Read an :class:`ImageSet` written by :func:`save_imageset`.
+
+    ``split`` overrides the stored split name.
+    """
+    path = Path(path)
+    with NpzReader(path) as reader:
+        reader.require(["images", "labels", "class_names"])
+        images, labels = read_labelled(reader, "images", "labels")
+        class_names = reader.string_array("class_names")
+        if split is None:
+            split = str(reader.array("split")) if "split" in reader else path.stem
+    return ImageSet(images, labels, class_names, split=split, source=str(path))

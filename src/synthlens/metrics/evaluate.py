@@ -1,0 +1,231 @@
+"""The metric registry and the functions the pipeline calls.
+
+Typical use, once per run and feature space::
+
+    reference = RealReference(k=5, feature_space=space).fit(
+        train_features, train_labels, holdout=holdout_features, holdout_labels=holdout_labels)
+    for name, features, labels in synthetic_sets:
+        nb = reference.compare(features, labels)          # the neighbour sweeps, once
+        scores = evaluate_features(reference, features, labels, neighbourhoods=nb)
+        table = audit_table(reference, nb, labels)        # closest pairs for the report
+    floor = real_floor(reference)                         # real-vs-real floor of every metric
+
+Image-level metrics go through :func:`evaluate_images`; the run-level ``variety`` through
+:func:`~synthlens.metrics.variety.variety_scores`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from synthlens.errors import InputError
+from synthlens.metrics.base import Direction, MetricResult
+from synthlens.metrics.context import Classifier, EvaluationContext, Metric
+from synthlens.metrics.fidelity import (
+    FID,
+    KID,
+    AlphaPrecision,
+    Density,
+    FidelityPrivacyAware,
+    LabelConsistency,
+    Precision,
+)
+from synthlens.metrics.privacy import (
+    MIAAUC,
+    Authenticity,
+    CopyRate,
+    DCRRatio,
+    MemorisationRate,
+    Privacy,
+)
+from synthlens.metrics.reference import RealReference, SetNeighbourhoods
+from synthlens.metrics.variety import (
+    BetaRecall,
+    Coverage,
+    MeanImageKB,
+    MSSSIMDiversity,
+    Recall,
+    Vendi,
+)
+
+METRIC_CLASSES: tuple[type[Metric], ...] = (
+    FID, KID, Precision, Density, AlphaPrecision, FidelityPrivacyAware, LabelConsistency,
+    Recall, Coverage, BetaRecall, Vendi, MeanImageKB, MSSSIMDiversity,
+    Authenticity, CopyRate, Privacy, DCRRatio, MemorisationRate, MIAAUC,
+)
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """What the report and the docs need to know about a metric."""
+
+    name: str
+    direction: Direction
+    family: str
+    needs: tuple[str, ...]
+    min_n: int
+    description: str
+    reference: str
+    distances: tuple[str, ...]
+
+
+def _spec(cls: type[Metric]) -> MetricSpec:
+    return MetricSpec(cls.name, cls.direction, cls.family, tuple(cls.needs), cls.min_n,
+                      cls.description, cls.reference, tuple(cls.distances))
+
+
+REGISTRY: dict[str, MetricSpec] = {cls.name: _spec(cls) for cls in METRIC_CLASSES}
+REGISTRY["variety"] = MetricSpec(
+    "variety", "higher", "variety", ("images", "run"), 2,
+    "1 − mean_image_kb normalised (min-max) across the sets of the run.",
+    "Xing et al., MICCAI 2023", ("euclidean", "cosine", "hamming"))
+
+_CLASSES = {cls.name: cls for cls in METRIC_CLASSES}
+
+FEATURE_METRICS: tuple[str, ...] = tuple(
+    cls.name for cls in METRIC_CLASSES if set(cls.needs) <= {"features", "holdout"})
+"""Metrics computed from features alone (plus the reference's holdout)."""
+IMAGE_METRICS: tuple[str, ...] = ("mean_image_kb", "ms_ssim_diversity", "label_consistency")
+"""Metrics computed from the images (``label_consistency`` also needs a classifier)."""
+
+
+def metric_spec(name: str) -> MetricSpec:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise InputError("metrics", f"unknown metric {name!r}; known: "
+                                    f"{', '.join(sorted(REGISTRY))}") from None
+
+
+def default_feature_metrics(distance: str = "euclidean", holdout: bool = True) -> tuple[str, ...]:
+    """Feature metrics defined for ``distance`` (and needing no holdout when there is none)."""
+    return tuple(n for n in FEATURE_METRICS
+                 if distance in _CLASSES[n].distances
+                 and (holdout or "holdout" not in _CLASSES[n].needs))
+
+
+def evaluate_features(reference: RealReference, synthetic_features: np.ndarray,
+                      synthetic_labels: np.ndarray | None = None, *,
+                      metrics: Iterable[str] | None = None,
+                      class_names: Sequence[str] | None = None, seed: int = 0,
+                      n_bootstrap: int = 200, level: float = 0.95,
+                      neighbourhoods: SetNeighbourhoods | None = None,
+                      fid_bootstrap: int = 0, kid_subsets: int = 100,
+                      kid_subset_size: int = 1000, kid_precision: str = "float32",
+                      memorisation_percentile: float = 1.0,
+                      per_class: bool = True, progress: bool = False) -> dict[str, MetricResult]:
+    """Every requested feature-space metric of one synthetic set.
+
+    ``metrics`` defaults to every feature metric defined for the reference's distance (those
+    needing a holdout only when the reference has one). ``neighbourhoods`` reuses an earlier
+    :meth:`RealReference.compare` of the same set (for the audit table). ``n_bootstrap``
+    resamples give percentile intervals at ``level`` where they make sense; ``fid_bootstrap``
+    does the same for FID (a d×d eigendecomposition per resample, so off by default).
+    ``kid_precision`` is that of KID's inner products ("float32", as torchmetrics, or
+    "float64"); kernel values and sums are float64 either way.
+    """
+    names = _resolve(metrics, reference)
+    for name in names:
+        cls = _CLASSES[name]
+        if not set(cls.needs) <= {"features", "holdout"}:
+            raise InputError("metrics", f"{name} needs {', '.join(cls.needs)}: use "
+                                        "evaluate_images")
+    x = reference.engine.validate(synthetic_features, "synthetic features")
+    if x.shape[1:] != reference.features_.shape[1:]:
+        raise InputError("synthetic features", f"have shape {x.shape[1:]} per sample, the real "
+                                               f"features {reference.features_.shape[1:]}")
+    ctx = EvaluationContext(
+        reference=reference, features=x, labels=_labels(synthetic_labels, x.shape[0]),
+        class_names=class_names, seed=seed, n_bootstrap=n_bootstrap, level=level,
+        options={"fid_bootstrap": fid_bootstrap, "kid_subsets": kid_subsets,
+                 "kid_subset_size": kid_subset_size, "kid_precision": kid_precision,
+                 "memorisation_percentile": memorisation_percentile, "per_class": per_class})
+    if neighbourhoods is not None:
+        if neighbourhoods.n != x.shape[0]:
+            raise ValueError("neighbourhoods were computed for another set")
+        ctx.neighbourhoods = neighbourhoods  # type: ignore[misc]  # pre-fills the cached_property
+    out: dict[str, MetricResult] = {}
+    for name in tqdm(names, desc="metrics", unit="metric", leave=False, disable=not progress):
+        out[name] = _CLASSES[name]().compute(ctx)
+    return out
+
+
+def evaluate_images(images: np.ndarray, labels: np.ndarray | None = None, *,
+                    metrics: Iterable[str] = IMAGE_METRICS, classifier: Classifier | None = None,
+                    class_names: Sequence[str] | None = None, seed: int = 0,
+                    n_bootstrap: int = 200, level: float = 0.95, ms_ssim_pairs: int = 200
+                    ) -> dict[str, MetricResult]:
+    """Image-level metrics of one set (uint8 images (N,H,W) or (N,H,W,3)).
+
+    ``label_consistency`` is skipped (NaN, reason in ``details``) without a ``classifier``:
+    any ``predict(images) -> labels`` callable.
+    """
+    images = np.asarray(images)
+    if images.ndim not in (3, 4) or images.shape[0] == 0:
+        raise InputError("images", f"expected (N,H,W) or (N,H,W,C) images, got {images.shape}")
+    names = list(metrics)
+    for name in names:
+        metric_spec(name)
+        if name not in IMAGE_METRICS:
+            raise InputError("metrics", f"{name} is not an image metric: use evaluate_features")
+    ctx = EvaluationContext(images=images, labels=_labels(labels, images.shape[0]),
+                            classifier=classifier, class_names=class_names, seed=seed,
+                            n_bootstrap=n_bootstrap, level=level,
+                            options={"ms_ssim_pairs": ms_ssim_pairs})
+    return {name: _CLASSES[name]().compute(ctx) for name in names}
+
+
+def real_floor(reference: RealReference, *, metrics: Iterable[str] | None = None,
+               seed: int = 0, **options: Any) -> dict[str, MetricResult]:
+    """Every metric with genuine unseen real images standing in for a synthetic set.
+
+    Half of the holdout (stratified by label) plays the synthetic set; the other half is the
+    non-member set of the privacy metrics. These values are the floor (or ceiling) a
+    synthetic set should be read against: e.g. ``copy_rate`` of fresh real images is large
+    by the reverse-nearest-neighbour effect, ``mia_auc`` is about 0.5 and
+    ``memorisation_rate`` about 0.01. N-dependent metrics (FID, KID, recall, coverage,
+    Vendi) should be compared at the same N: subsample synthetic sets to
+    ``details["n"]`` of the floor when comparing.
+    """
+    ref, stand_in, labels = reference.floor_split(seed)
+    results = evaluate_features(ref, stand_in, labels, metrics=metrics, seed=seed, **options)
+    for r in results.values():
+        r.details["floor"] = "real-vs-real: held-out real images as the synthetic set"
+    return results
+
+
+def _resolve(metrics: Iterable[str] | None, reference: RealReference) -> list[str]:
+    if not hasattr(reference, "features_"):
+        raise RuntimeError("RealReference is not fitted: call fit() first")
+    holdout = reference.holdout_ is not None
+    if metrics is None:
+        return list(default_feature_metrics(reference.distance, holdout))
+    names = list(metrics)
+    for name in names:
+        spec = metric_spec(name)
+        if reference.distance not in spec.distances:
+            raise InputError("metrics", f"{name} is not defined for {reference.distance} "
+                                        "distance (code maps): "
+                                        f"it needs {' or '.join(spec.distances)} features")
+    return names
+
+
+def _labels(labels: np.ndarray | None, n: int) -> np.ndarray | None:
+    if labels is None:
+        return None
+    labels = np.asarray(labels)
+    if labels.shape != (n,):
+        raise InputError("synthetic labels", f"expected shape ({n},), got {labels.shape}")
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise InputError("synthetic labels", f"must be integers, got dtype {labels.dtype}")
+    return labels.astype(np.int64)
+
+
+def is_finite(result: MetricResult) -> bool:
+    return math.isfinite(result.value)

@@ -1,0 +1,404 @@
+"""Fidelity: how much the synthetic set looks like the real one.
+
+FID (Heusel et al. 2017), KID (Bińkowski et al. 2018), k-NN precision (Kynkäänniemi et al.
+2019), density (Naeem et al. 2020), α-precision (Alaa et al. 2022), the companion study's
+privacy-aware fidelity F^p (Xing et al. 2023), and label consistency.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+
+from synthlens.metrics.base import MetricResult
+from synthlens.metrics.context import (
+    EvaluationContext,
+    Metric,
+    bootstrap_ci,
+    per_label_means,
+)
+from synthlens.metrics.reference import RealReference, mean_cov
+
+# ---------------------------------------------------------------------------------------------
+# FID
+# ---------------------------------------------------------------------------------------------
+
+
+def psd_sqrt(cov: np.ndarray) -> np.ndarray:
+    """Symmetric square root of a covariance matrix (negative round-off eigenvalues to 0)."""
+    cov = (cov + cov.T) / 2
+    vals, vecs = np.linalg.eigh(cov)
+    return (vecs * np.sqrt(np.clip(vals, 0.0, None))) @ vecs.T
+
+
+def trace_sqrt_product(cov1: np.ndarray, cov2: np.ndarray,
+                       sqrt1: np.ndarray | None = None) -> float:
+    """``tr sqrt(Σ1 Σ2)`` by eigenvalues, without ``scipy.linalg.sqrtm``.
+
+    ``Σ1 Σ2`` is similar to the symmetric PSD matrix ``A Σ2 A`` with ``A = Σ1^{1/2}``, so the
+    trace of its square root is the sum of square roots of that matrix's eigenvalues, which
+    ``eigvalsh`` finds stably (``sqrtm`` of the non-symmetric product can return complex
+    values and fails on singular covariances). ``sqrt1`` may be passed when cached.
+    """
+    a = psd_sqrt(cov1) if sqrt1 is None else sqrt1
+    m = a @ cov2 @ a
+    vals = np.linalg.eigvalsh((m + m.T) / 2)
+    return float(np.sqrt(np.clip(vals, 0.0, None)).sum())
+
+
+def frechet_distance(mu1: np.ndarray, cov1: np.ndarray, mu2: np.ndarray, cov2: np.ndarray,
+                     sqrt1: np.ndarray | None = None) -> float:
+    """``||μ1 − μ2||² + tr Σ1 + tr Σ2 − 2 tr sqrt(Σ1 Σ2)`` in float64."""
+    mu1, mu2 = np.asarray(mu1, np.float64), np.asarray(mu2, np.float64)
+    cov1, cov2 = np.asarray(cov1, np.float64), np.asarray(cov2, np.float64)
+    diff = mu1 - mu2
+    value = diff @ diff + np.trace(cov1) + np.trace(cov2) - 2 * trace_sqrt_product(cov1, cov2,
+                                                                                   sqrt1)
+    return float(max(value, 0.0))
+
+
+def fid(real: np.ndarray, synthetic: np.ndarray) -> float:
+    """FID between two feature arrays (float64 moments); warns when N <= feature dimension."""
+    for name, x in (("real", real), ("synthetic", synthetic)):
+        if x.shape[0] <= x.shape[1]:
+            warnings.warn(f"fid: {name} set has N={x.shape[0]} <= feature dimension "
+                          f"{x.shape[1]}; its covariance is singular and FID is biased upward",
+                          RuntimeWarning, stacklevel=2)
+    return frechet_distance(*mean_cov(real), *mean_cov(synthetic))
+
+
+class FID(Metric):
+    name = "fid"
+    direction = "lower"
+    family = "fidelity"
+    min_n = 2
+    distances = ("euclidean", "cosine")
+    description = ("Fréchet distance between Gaussians fitted to real and synthetic features "
+                   "(float64 moments, trace term by eigenvalues).")
+    reference = "Heusel et al., NeurIPS 2017"
+
+    def compute(self, ctx: EvaluationContext) -> MetricResult:
+        ref, x = ctx.reference, ctx.features
+        assert ref is not None and x is not None
+        if ctx.n < self.min_n:
+            return self.skipped(ctx, f"needs at least {self.min_n} samples, got {ctx.n}")
+        d = x.shape[1]
+        warns = []
+        if ctx.n <= d or ref.n <= d:
+            warns.append(f"N (synthetic {ctx.n}, real {ref.n}) <= feature dimension {d}: "
+                         "singular covariance, FID biased upward; compare only at equal N")
+            warnings.warn(f"fid: {warns[-1]}", RuntimeWarning, stacklevel=2)
+        mu_r, cov_r = ref.moments()
+        sqrt_r = ref.cached(("psd_sqrt", None), lambda: psd_sqrt(cov_r))
+        mu_s, cov_s = ctx.moments
+        value = frechet_distance(mu_r, cov_r, mu_s, cov_s, sqrt_r)
+        ci = None
+        n_boot = int(ctx.options.get("fid_bootstrap", 0))
+        if n_boot > 0:
+            rng = ctx.rng("bootstrap/fid")
+            boots = []
+            for _ in range(n_boot):
+                idx = rng.integers(0, ctx.n, ctx.n)
+                boots.append(frechet_distance(mu_r, cov_r, *mean_cov(x[idx]), sqrt_r))
+            tail = (1 - ctx.level) / 2 * 100
+            lo, hi = np.percentile(boots, [tail, 100 - tail])
+            ci = (float(lo), float(hi))
+        per_class = None
+        if ctx.labels is not None and ref.labels_ is not None:
+            per_class = {}
+            for label, idx in ref.class_indices_.items():
+                sel = ctx.labels == label
+                if sel.sum() < 2 or idx.size < 2:
+                    per_class[ctx.class_name(label)] = math.nan
+                    continue
+                mu_rc, cov_rc = ref.moments(label)
+                sqrt_rc = ref.cached(("psd_sqrt", label), lambda c=cov_rc: psd_sqrt(c))
+                per_class[ctx.class_name(label)] = frechet_distance(
+                    mu_rc, cov_rc, *mean_cov(x[sel]), sqrt_rc)
+        return self.result(ctx, value, ci=ci, per_class=per_class, n_real=ref.n,
+                           bootstrap=n_boot or None, warnings=warns or None)
+
+
+# ---------------------------------------------------------------------------------------------
+# KID
+# ---------------------------------------------------------------------------------------------
+
+
+def polynomial_kernel(x: np.ndarray, y: np.ndarray, degree: int = 3, gamma: float | None = None,
+                      coef0: float = 1.0, precision: str = "float64") -> np.ndarray:
+    """``(γ x·y + c)^degree`` with ``γ = 1/d`` by default (Bińkowski et al.).
+
+    ``precision="float32"`` computes the inner products in float32 (as torchmetrics does for
+    float32 features; about twice as fast) and the kernel itself in float64.
+    """
+    gamma = 1.0 / x.shape[1] if gamma is None else gamma
+    dtype = np.float32 if precision == "float32" else np.float64
+    base = (np.asarray(x, dtype) @ np.asarray(y, dtype).T).astype(np.float64)
+    base *= gamma
+    base += coef0
+    if degree == 3:  # repeated products: several times faster than a float power
+        return base * base * base
+    return base**degree
+
+
+def _offdiag_mean(k: np.ndarray) -> float:
+    m = k.shape[0]
+    return float((k.sum() - np.trace(k)) / (m * (m - 1)))
+
+
+def kid(real: np.ndarray, synthetic: np.ndarray, *, subsets: int = 100,
+        subset_size: int = 1000, seed: int = 0, degree: int = 3, gamma: float | None = None,
+        coef0: float = 1.0, precision: str = "float64",
+        _real_terms: dict[int, tuple[np.ndarray, float]] | None = None
+        ) -> tuple[float, float, np.ndarray]:
+    """Unbiased polynomial-kernel MMD² over random subsets: ``(mean, std, per-subset values)``.
+
+    Each subset draws ``m = min(subset_size, N_real, N_synthetic)`` samples without
+    replacement from each set. Real subsets depend only on ``seed`` and the real set, so the
+    real-real kernel terms can be cached across synthetic sets (``_real_terms``).
+    ``precision`` is that of the inner products (see :func:`polynomial_kernel`); kernel
+    values and sums are float64 either way.
+    """
+    m = min(subset_size, real.shape[0], synthetic.shape[0])
+    if m < 2:
+        raise ValueError("KID needs at least 2 samples per set")
+    rng_real = np.random.default_rng([seed, 0])
+    rng_syn = np.random.default_rng([seed, 1])
+    values = np.empty(subsets)
+    for i in range(subsets):
+        if _real_terms is not None and i in _real_terms:
+            idx_r, k_rr = _real_terms[i]
+            rng_real.permutation(real.shape[0])  # keep the stream aligned with an uncached run
+        else:
+            idx_r = rng_real.permutation(real.shape[0])[:m]
+            k_rr = _offdiag_mean(polynomial_kernel(real[idx_r], real[idx_r], degree, gamma,
+                                                   coef0, precision))
+            if _real_terms is not None:
+                _real_terms[i] = (idx_r, k_rr)
+        idx_s = rng_syn.permutation(synthetic.shape[0])[:m]
+        xs = synthetic[idx_s]
+        k_ss = _offdiag_mean(polynomial_kernel(xs, xs, degree, gamma, coef0, precision))
+        k_rs = float(polynomial_kernel(real[idx_r], xs, degree, gamma, coef0, precision).mean())
+        values[i] = k_rr + k_ss - 2 * k_rs
+    std = float(values.std(ddof=1)) if subsets > 1 else 0.0
+    return float(values.mean()), std, values
+
+
+class KID(Metric):
+    name = "kid"
+    direction = "lower"
+    family = "fidelity"
+    min_n = 10
+    distances = ("euclidean", "cosine")
+    description = ("Unbiased MMD² with the cubic polynomial kernel (x·y/d + 1)³, averaged over "
+                   "random subsets of min(1000, N) samples; details hold the std over subsets. "
+                   "Inner products in float32 by default (kid_precision), kernel sums in "
+                   "float64.")
+    reference = "Bińkowski et al., ICLR 2018"
+
+    def compute(self, ctx: EvaluationContext) -> MetricResult:
+        ref, x = ctx.reference, ctx.features
+        assert ref is not None and x is not None
+        if min(ctx.n, ref.n) < self.min_n:
+            return self.skipped(ctx, f"needs at least {self.min_n} samples per set")
+        subsets = int(ctx.options.get("kid_subsets", 100))
+        size = int(ctx.options.get("kid_subset_size", 1000))
+        precision = str(ctx.options.get("kid_precision", "float32"))
+        m = min(size, ctx.n, ref.n)
+        warns = None
+        if m < size:
+            warns = [f"subset size {m} < {size} (N is small): KID is noisier and not comparable "
+                     f"to values computed with {size}"]
+            warnings.warn(f"kid: {warns[0]}", RuntimeWarning, stacklevel=2)
+        cache = ref.cached(("kid_real", ctx.seed, m, precision), dict)
+        mean, std, _ = kid(ref.features_, x, subsets=subsets, subset_size=m, seed=ctx.seed,
+                           precision=precision, _real_terms=cache)
+        return self.result(ctx, mean, std=std, subsets=subsets, subset_size=m,
+                           inner_products=precision, warnings=warns)
+
+
+# ---------------------------------------------------------------------------------------------
+# k-NN precision, density, α-precision, F^p
+# ---------------------------------------------------------------------------------------------
+
+
+def _conditional(ctx: EvaluationContext, fn, min_n: int) -> dict[str, float] | None:
+    """Apply ``fn(label, neighbourhoods)`` to each class-conditional neighbourhood."""
+    if (ctx.labels is None or ctx.reference is None or ctx.reference.labels_ is None
+            or not ctx.options.get("per_class", True)):
+        return None
+    nb = ctx.neighbourhoods
+    out = {}
+    for label in ctx.reference.class_indices_:
+        sub = nb.per_class.get(label)
+        out[ctx.class_name(label)] = (float(fn(label, sub)) if sub is not None and sub.n >= min_n
+                                      else math.nan)
+    return out
+
+
+class Precision(Metric):
+    name = "precision"
+    direction = "higher"
+    family = "fidelity"
+    min_n = 10
+    description = ("Share of synthetic samples inside some real sample's k-NN ball (radius = "
+                   "distance to its k-th nearest real neighbour; `<=`, so identical sets score 1).")
+    reference = "Kynkäänniemi et al., NeurIPS 2019"
+
+    def compute(self, ctx: EvaluationContext) -> MetricResult:
+        if ctx.n < self.min_n:
+            return self.skipped(ctx, f"needs at least {self.min_n} samples, got {ctx.n}")
+        inside = (ctx.neighbourhoods.in_real_balls > 0).astype(np.float64)
+        return self.result(ctx, inside.mean(), ci=bootstrap_ci(inside, ctx, self.name),
+                           per_class=_conditional(ctx, lambda _, s: (s.in_real_balls > 0).mean(),
+                                                  self.min_n),
+                           k=ctx.reference.k)
+
+
+class Density(Metric):
+    name = "density"
+    direction = "higher"
+    family = "fidelity"
+    min_n = 10
+    description = ("Mean number of real k-NN balls containing a synthetic sample, divided by k "
+                   "(about 1 when the sets match; above 1 when samples crowd dense real regions).")
+    reference = "Naeem et al., ICML 2020"
+
+    def compute(self, ctx: EvaluationContext) -> MetricResult:
+        if ctx.n < self.min_n:
+            return self.skipped(ctx, f"needs at least {self.min_n} samples, got {ctx.n}")
+        k = ctx.reference.k
+        counts = ctx.neighbourhoods.in_real_balls / k
+        return self.result(ctx, counts.mean(), ci=bootstrap_ci(counts, ctx, self.name),
+                           per_class=_conditional(ctx, lambda _, s: s.in_real_balls.mean() / k,
+                                                  self.min_n), k=k)
+
+
+ALPHAS = np.linspace(0.0, 1.0, 30)
+
+
+def _center_distances(ref: RealReference, x: np.ndarray, center: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, np.float64)
+    if ref.distance == "cosine":
+        x = x / np.linalg.norm(x, axis=1, keepdims=True)
+    return np.linalg.norm(x - center, axis=1)
+
+
+def _real_center(ref: RealReference) -> tuple[np.ndarray, np.ndarray]:
+    """Centre of the real features and each real sample's distance to it (cached)."""
+    def compute() -> tuple[np.ndarray, np.ndarray]:
+        x = np.asarray(ref.features_, np.float64)
+        if ref.distance == "cosine":
+            x = x / np.linalg.norm(x, axis=1, keepdims=True)
+        center = x.mean(axis=0)
+        return center, np.linalg.norm(x - center, axis=1)
+    return ref.cached(("alpha_center",), compute)
+
+
+def integrated_curve_score(curve: np.ndarray, alphas: np.ndarray = ALPHAS) -> np.ndarray:
+    """``1 − Σ|curve(α) − α| / Σ α`` (Alaa et al.'s integrated α-precision / β-recall)."""
+    return 1.0 - np.abs(curve - alphas).sum(axis=-1) / alphas.sum()
+
+
+def alpha_precision_curve(synthetic_center_dist: np.ndarray, real_radii: np.ndarray) -> np.ndarray:
+    """``P_α``: share of synthetic samples within the real α-quantile ball, per α.
+
+    Works on (..., n) arrays so bootstrap resamples go through in one call.
+    """
+    return (synthetic_center_dist[..., None, :] <= real_radii[:, None]).mean(axis=-1)
+
+
+class AlphaPrecision(Metric):
+    name = "alpha_precision"
+    direction = "higher"
+    family = "fidelity"
+    min_n = 20
+    distances = ("euclidean", "cosine")
+    description = ("Integrated α-precision: for α in [0, 1], the share of synthetic samples "
+                   "inside the smallest ball around the real centre holding a fraction α of the "
+                   "real samples, compared with α (1 = synthetic mass where real mass is).")
+    reference = "Alaa et al., ICML 2022"
+
+    def compute(self, ctx: EvaluationContext) -> MetricResult:
+        ref, x = ctx.reference, ctx.features
+        assert ref is not None and x is not None
+        if ctx.n < self.min_n:
+            return self.skipped(ctx, f"needs at least {self.min_n} samples, got {ctx.n}")
+        center, real_d = _real_center(ref)
+        radii = np.quantile(real_d, ALPHAS)
+        syn_d = _center_distances(ref, x, center)
+        curve = alpha_precision_curve(syn_d, radii)
+        value = float(integrated_curve_score(curve))
+        ci = bootstrap_ci(syn_d, ctx, self.name, lambda s: integrated_curve_score(
+            alpha_precision_curve(s, radii)))
+        per_class = None
+        if ctx.labels is not None and ref.labels_ is not None:
+            per_class = {}
+            for label, idx in ref.class_indices_.items():
+                sel = ctx.labels == label
+                if sel.sum() < self.min_n or idx.size < self.min_n:
+                    per_class[ctx.class_name(label)] = math.nan
+                    continue
+                xc = np.asarray(ref.features_[idx], np.float64)
+                if ref.distance == "cosine":
+                    xc = xc / np.linalg.norm(xc, axis=1, keepdims=True)
+                cc = xc.mean(axis=0)
+                rc = np.quantile(np.linalg.norm(xc - cc, axis=1), ALPHAS)
+                per_class[ctx.class_name(label)] = float(integrated_curve_score(
+                    alpha_precision_curve(_center_distances(ref, x[sel], cc), rc)))
+        return self.result(ctx, value, ci=ci, per_class=per_class,
+                           curve=[round(float(v), 6) for v in curve],
+                           embedding="features, centre = mean of real features")
+
+
+class FidelityPrivacyAware(Metric):
+    name = "fidelity_privacy_aware"
+    direction = "higher"
+    family = "fidelity"
+    min_n = 10
+    description = ("F^p: share of synthetic samples in the 'real' set — inside some real "
+                   "sample's k-NN ball but not a copy (not closer to any real sample than that "
+                   "sample's nearest real neighbour).")
+    reference = "Xing et al., MICCAI 2023"
+
+    def compute(self, ctx: EvaluationContext) -> MetricResult:
+        if ctx.n < self.min_n:
+            return self.skipped(ctx, f"needs at least {self.min_n} samples, got {ctx.n}")
+        nb = ctx.neighbourhoods
+        real = nb.real.astype(np.float64)
+        return self.result(ctx, real.mean(), ci=bootstrap_ci(real, ctx, self.name),
+                           per_class=per_label_means(real, ctx.labels, ctx),
+                           k=ctx.reference.k, copy_share=float(nb.copy.mean()),
+                           non_real_share=float(nb.non_real.mean()))
+
+
+# ---------------------------------------------------------------------------------------------
+# Label consistency
+# ---------------------------------------------------------------------------------------------
+
+
+class LabelConsistency(Metric):
+    name = "label_consistency"
+    direction = "higher"
+    family = "fidelity"
+    needs = ("images", "labels", "classifier")
+    min_n = 10
+    description = ("Accuracy of a classifier trained on the real training split on the "
+                   "synthetic images, against the labels they were generated for (per class: "
+                   "the share of each class's images classified as that class).")
+    reference = "conditional-generation sanity check (e.g. classification accuracy score)"
+
+    def compute(self, ctx: EvaluationContext) -> MetricResult:
+        if ctx.images is None or ctx.labels is None or ctx.classifier is None:
+            return self.skipped(ctx, "needs images, their labels and a classifier")
+        if ctx.n < self.min_n:
+            return self.skipped(ctx, f"needs at least {self.min_n} images, got {ctx.n}")
+        predicted = np.asarray(ctx.classifier(ctx.images)).reshape(-1)
+        if predicted.shape[0] != ctx.n:
+            raise ValueError(f"classifier returned {predicted.shape[0]} labels for {ctx.n} "
+                             "images")
+        correct = (predicted == ctx.labels).astype(np.float64)
+        return self.result(ctx, correct.mean(), ci=bootstrap_ci(correct, ctx, self.name),
+                           per_class=per_label_means(correct, ctx.labels, ctx))

@@ -1,0 +1,328 @@
+"""Privacy: does the synthetic set reproduce training images?
+
+The companion study's copy / real / non-real sets, ``privacy`` and ``copy_rate`` (Xing et al.
+2023), authenticity (Alaa et al. 2022, without the published code's index mixing), distance
+to closest record against held-out real images (``dcr_ratio``, ``memorisation_rate``), a
+distance-based membership-inference attack (``mia_auc``, GAN-Leaks style, Chen et al. 2020),
+and the per-image audit table.
+
+Read every value against the real-vs-real floor (:func:`synthlens.metrics.evaluate.real_floor`):
+genuine unseen real images are often closer to some training image than that image's own
+nearest neighbour (the reverse-nearest-neighbour effect), so ``copy_rate`` of fresh real
+images is far from 0.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Sequence
+
+import numpy as np
+from scipy.stats import rankdata
+
+from synthlens.io import atomic_path
+from synthlens.metrics.base import MetricResult
+from synthlens.metrics.context import (
+    Classifier,
+    EvaluationContext,
+    Metric,
+    bootstrap_ci,
+    per_label_means,
+)
+from synthlens.metrics.reference import RealReference, SetNeighbourhoods
+
+
+def authentic(nb: SetNeighbourhoods, reference: RealReference) -> np.ndarray:
+    """Per synthetic sample: farther from its nearest real sample ``r*`` than ``r*`` is from its
+    own nearest real neighbour (Alaa et al. 2022).
+
+    Both distances are indexed by the *real* sample ``r*``. The published code (and synthcity)
+    instead index the real-real distances with synthetic indices, which mixes index spaces.
+    """
+    nearest = nb.to_real.indices[:, 0]
+    return nb.to_real.scores[:, 0] > reference.nn1_[nearest]
+
+
+class Authenticity(Metric):
+    name = "authenticity"
+    direction = "higher"
+    family = "privacy"
+    min_n = 10
+    description = ("Share of synthetic samples farther from their nearest real sample than that "
+                   "real sample is from its own nearest real neighbour.")
+    reference = "Alaa et al., ICML 2022"
+
+    def compute(self, ctx: EvaluationContext) -> MetricResult:
+        if ctx.n < self.min_n:
+            return self.skipped(ctx, f"needs at least {self.min_n} samples, got {ctx.n}")
+        values = authentic(ctx.neighbourhoods, ctx.reference).astype(np.float64)
+        return self.result(ctx, values.mean(), ci=bootstrap_ci(values, ctx, self.name),
+                           per_class=per_label_means(values, ctx.labels, ctx))
+
+
+class CopyRate(Metric):
+    name = "copy_rate"
+    direction = "lower"
+    family = "privacy"
+    min_n = 10
+    description = ("Share of synthetic samples in the copy set: closer to some real training "
+                   "sample than that sample's nearest real neighbour (or identical to it). "
+                   "Compare with the real-vs-real floor: fresh real images score well above 0.")
+    reference = "Xing et al., MICCAI 2023"
+
+    def compute(self, ctx: EvaluationContext) -> MetricResult:
+        if ctx.n < self.min_n:
+            return self.skipped(ctx, f"needs at least {self.min_n} samples, got {ctx.n}")
+        nb = ctx.neighbourhoods
+        copies = nb.copy.astype(np.float64)
+        return self.result(ctx, copies.mean(), ci=bootstrap_ci(copies, ctx, self.name),
+                           per_class=per_label_means(copies, ctx.labels, ctx),
+                           real_share=float(nb.real.mean()),
+                           non_real_share=float(nb.non_real.mean()),
+                           distance=ctx.reference.distance)
+
+
+class Privacy(Metric):
+    name = "privacy"
+    direction = "higher"
+    family = "privacy"
+    min_n = 10
+    description = "1 − copy_rate (the companion study's privacy score)."
+    reference = "Xing et al., MICCAI 2023"
+
+    def compute(self, ctx: EvaluationContext) -> MetricResult:
+        if ctx.n < self.min_n:
+            return self.skipped(ctx, f"needs at least {self.min_n} samples, got {ctx.n}")
+        kept = (~ctx.neighbourhoods.copy).astype(np.float64)
+        return self.result(ctx, kept.mean(), ci=bootstrap_ci(kept, ctx, self.name),
+                           per_class=per_label_means(kept, ctx.labels, ctx),
+                           distance=ctx.reference.distance)
+
+
+def _dcr(ctx: EvaluationContext) -> tuple[np.ndarray, np.ndarray]:
+    """Distances to the closest training sample: synthetic, and held-out real."""
+    nb = ctx.neighbourhoods
+    ref = ctx.reference
+    assert ref.holdout_neighbours_ is not None
+    syn = nb.to_real.distances[:, 0]
+    hold = ref.holdout_neighbours_.distances[:, 0]
+    return syn, hold
+
+
+def _needs_holdout(metric: Metric, ctx: EvaluationContext) -> MetricResult | None:
+    if ctx.reference.holdout_ is None:
+        return metric.skipped(ctx, "needs a held-out real set (RealReference.fit(holdout=...))")
+    if ctx.reference.holdout_.shape[0] < metric.min_n:
+        return metric.skipped(ctx, f"needs at least {metric.min_n} held-out real samples")
+    if ctx.n < metric.min_n:
+        return metric.skipped(ctx, f"needs at least {metric.min_n} samples, got {ctx.n}")
+    return None
+
+
+class DCRRatio(Metric):
+    name = "dcr_ratio"
+    direction = "higher"
+    family = "privacy"
+    needs = ("features", "holdout")
+    min_n = 20
+    description = ("Median distance from synthetic samples to their closest training sample, "
+                   "divided by the same median for held-out real samples (about 1 for a "
+                   "generator that does not copy; well below 1 when it reproduces training "
+                   "images; above 1 when samples are farther from the data than real ones).")
+    reference = "distance to closest record (e.g. Zhao et al. 2021; Yale et al. 2020)"
+
+    def compute(self, ctx: EvaluationContext) -> MetricResult:
+        guard = _needs_holdout(self, ctx)
+        if guard is not None:
+            return guard
+        syn, hold = _dcr(ctx)
+        value = float(np.median(syn) / np.median(hold)) if np.median(hold) > 0 else np.inf
+        ci = None
+        if ctx.n_bootstrap > 0:
+            rng = ctx.rng("bootstrap/" + self.name)
+            boots = []
+            for _ in range(ctx.n_bootstrap):
+                mh = np.median(hold[rng.integers(0, hold.size, hold.size)])
+                ms = np.median(syn[rng.integers(0, syn.size, syn.size)])
+                boots.append(ms / mh if mh > 0 else np.nan)
+            boots = np.asarray(boots)
+            boots = boots[np.isfinite(boots)]
+            if boots.size:
+                tail = (1 - ctx.level) / 2 * 100
+                ci = tuple(float(v) for v in np.percentile(boots, [tail, 100 - tail]))
+        per_class = None
+        if ctx.labels is not None:
+            per_class = {}
+            for c in np.unique(ctx.labels):
+                sel = ctx.labels == c
+                per_class[ctx.class_name(int(c))] = (float(np.median(syn[sel]) / np.median(hold))
+                                                     if sel.sum() >= self.min_n
+                                                     and np.median(hold) > 0 else np.nan)
+        return self.result(ctx, value, ci=ci, per_class=per_class,
+                           median_dcr_synthetic=float(np.median(syn)),
+                           median_dcr_holdout=float(np.median(hold)),
+                           p05_dcr_synthetic=float(np.percentile(syn, 5)),
+                           p05_dcr_holdout=float(np.percentile(hold, 5)),
+                           n_holdout=int(hold.size))
+
+
+def memorised(syn_dcr: np.ndarray, holdout_dcr: np.ndarray, percentile: float = 1.0
+              ) -> tuple[np.ndarray, float]:
+    """Synthetic samples closer to a training sample than ``percentile`` % of held-out real
+    samples are (exact duplicates always count). Returns ``(flags, threshold)``."""
+    threshold = float(np.percentile(holdout_dcr, percentile))
+    return (syn_dcr < threshold) | (syn_dcr == 0), threshold
+
+
+class MemorisationRate(Metric):
+    name = "memorisation_rate"
+    direction = "lower"
+    family = "privacy"
+    needs = ("features", "holdout")
+    min_n = 20
+    description = ("Share of synthetic samples closer to a training sample than the 1st "
+                   "percentile of held-out-real-to-training distances (about 0.01 for a "
+                   "generator that does not copy).")
+    reference = "distance-to-closest-record threshold against held-out data"
+
+    def compute(self, ctx: EvaluationContext) -> MetricResult:
+        guard = _needs_holdout(self, ctx)
+        if guard is not None:
+            return guard
+        syn, hold = _dcr(ctx)
+        pct = float(ctx.options.get("memorisation_percentile", 1.0))
+        flags, threshold = memorised(syn, hold, pct)
+        flags = flags.astype(np.float64)
+        return self.result(ctx, flags.mean(), ci=bootstrap_ci(flags, ctx, self.name),
+                           per_class=per_label_means(flags, ctx.labels, ctx),
+                           threshold_distance=threshold, percentile=pct,
+                           expected_for_fresh_real=pct / 100)
+
+
+def auroc(positive: np.ndarray, negative: np.ndarray) -> float:
+    """Area under the ROC curve for scores where higher means positive (ties count half)."""
+    ranks = rankdata(np.concatenate([positive, negative]))
+    n_pos, n_neg = positive.size, negative.size
+    return float((ranks[:n_pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+class MIAAUC(Metric):
+    name = "mia_auc"
+    direction = "lower"
+    family = "privacy"
+    needs = ("features", "holdout")
+    min_n = 20
+    description = ("Distance-based membership inference: AUROC of telling training members "
+                   "from held-out non-members by their distance to the closest synthetic sample "
+                   "(0.5 = no leakage; higher = members are recognisably closer).")
+    reference = "Chen et al., GAN-Leaks, CCS 2020"
+
+    def compute(self, ctx: EvaluationContext) -> MetricResult:
+        guard = _needs_holdout(self, ctx)
+        if guard is not None:
+            return guard
+        nb = ctx.neighbourhoods
+        assert nb.holdout_to_synthetic is not None
+        members = -nb.real_to_synthetic.scores[:, 0]
+        non_members = -nb.holdout_to_synthetic.scores[:, 0]
+        value = auroc(members, non_members)
+        ci = None
+        if ctx.n_bootstrap > 0:
+            rng = ctx.rng("bootstrap/" + self.name)
+            boots = [auroc(members[rng.integers(0, members.size, members.size)],
+                           non_members[rng.integers(0, non_members.size, non_members.size)])
+                     for _ in range(ctx.n_bootstrap)]
+            tail = (1 - ctx.level) / 2 * 100
+            ci = tuple(float(v) for v in np.percentile(boots, [tail, 100 - tail]))
+        per_class = None
+        ref = ctx.reference
+        if ref.labels_ is not None and ref.holdout_labels_ is not None:
+            per_class = {}
+            for label, idx in ref.class_indices_.items():
+                hsel = ref.holdout_labels_ == label
+                per_class[ctx.class_name(label)] = (auroc(members[idx], non_members[hsel])
+                                                    if idx.size and hsel.any() else np.nan)
+        return self.result(ctx, value, ci=ci, per_class=per_class, n_members=int(members.size),
+                           n_non_members=int(non_members.size), ideal=0.5)
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-image audit table
+# ---------------------------------------------------------------------------------------------
+
+AUDIT_FIELDS = (
+    ("synthetic_index", np.int64),
+    ("label", np.int64),
+    ("nearest_train_index", np.int64),
+    ("nearest_train_label", np.int64),
+    ("distance", np.float64),
+    ("nearest_train_nn_distance", np.float64),
+    ("holdout_dcr_quantile", np.float64),
+    ("set", "U8"),
+    ("realism", np.float64),
+    ("predicted_class", np.int64),
+)
+
+
+def audit_table(reference: RealReference, neighbourhoods: SetNeighbourhoods,
+                labels: np.ndarray | None = None, predicted: np.ndarray | None = None,
+                images: np.ndarray | None = None, classifier: Classifier | None = None
+                ) -> np.ndarray:
+    """One row per synthetic image: its closest training image, the distance, its set.
+
+    Columns: ``synthetic_index``, ``label`` (−1 without labels), ``nearest_train_index`` and
+    its ``nearest_train_label``, ``distance`` to it, that training image's own
+    nearest-neighbour distance, ``holdout_dcr_quantile`` (share of held-out real images that
+    are closer to the training set; NaN without holdout: small = unusually close),
+    ``set`` ("copy" / "real" / "non-real"), ``realism`` score, ``predicted_class`` (−1 when no
+    classifier or predictions are given). Sort by ``distance`` for the closest pairs.
+    """
+    nb = neighbourhoods
+    n = nb.n
+    table = np.zeros(n, dtype=list(AUDIT_FIELDS))
+    nearest = nb.to_real.indices[:, 0]
+    dist = nb.to_real.distances[:, 0]
+    table["synthetic_index"] = np.arange(n)
+    table["label"] = -1 if labels is None else labels
+    table["nearest_train_index"] = nearest
+    table["nearest_train_label"] = -1 if reference.labels_ is None else reference.labels_[nearest]
+    table["distance"] = dist
+    table["nearest_train_nn_distance"] = reference.neighbours_.distances[nearest, 0]
+    if reference.holdout_neighbours_ is not None:
+        hold = np.sort(reference.holdout_neighbours_.distances[:, 0])
+        table["holdout_dcr_quantile"] = np.searchsorted(hold, dist, side="left") / hold.size
+    else:
+        table["holdout_dcr_quantile"] = np.nan
+    table["set"] = np.where(nb.copy, "copy", np.where(nb.real, "real", "non-real"))
+    table["realism"] = np.nan if nb.realism is None else nb.realism
+    if predicted is None and classifier is not None and images is not None:
+        predicted = np.asarray(classifier(images)).reshape(-1)
+    table["predicted_class"] = -1 if predicted is None else predicted
+    return table
+
+
+def write_audit_csv(path: str | os.PathLike[str], table: np.ndarray,
+                    class_names: Sequence[str] | None = None) -> None:
+    """Write an audit table as CSV (atomically); labels become names when given."""
+    names = table.dtype.names
+    assert names is not None
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(names)
+        for row in table:
+            out = []
+            for field_name in names:
+                value = row[field_name]
+                if class_names is not None and field_name in (
+                        "label", "nearest_train_label", "predicted_class") and value >= 0:
+                    value = class_names[int(value)]
+                elif isinstance(value, float | np.floating):
+                    value = "" if not np.isfinite(value) and np.isnan(value) else repr(float(value))
+                out.append(value)
+            writer.writerow(out)
+
+
+def read_audit_csv(path: str | os.PathLike[str]) -> list[dict[str, str]]:
+    with open(path, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))

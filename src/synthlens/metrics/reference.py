@@ -1,0 +1,330 @@
+"""The real data a run compares every synthetic set against, with its neighbourhoods cached.
+
+:class:`RealReference` is fitted once per run (and per feature space) on the real training
+features the generators learnt from, optionally with labels and a held-out real set that no
+generator saw. It computes once what every synthetic set reuses: real-vs-real k-NN radii
+(overall and within each class), held-out-to-train distances, and the real feature moments
+for FID and KID. :meth:`RealReference.compare` then runs the two sweeps a synthetic set needs
+(synthetic vs synthetic, synthetic vs real) and returns a :class:`SetNeighbourhoods` from
+which every neighbour-based metric reads its numbers.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from synthlens.errors import InputError
+from synthlens.metrics.knn import Ball, DistanceName, NeighbourEngine, Neighbours
+
+
+@dataclass
+class SetNeighbourhoods:
+    """Neighbour facts about one synthetic set relative to the real reference.
+
+    Scores are the engine's internal units (see :mod:`synthlens.metrics.knn`); ``distances``
+    of the :class:`Neighbours` convert them.
+    """
+
+    n: int
+    """Number of synthetic samples."""
+    synthetic_knn: Neighbours
+    """Each synthetic sample's k nearest *other* synthetic samples (its variety radius)."""
+    to_real: Neighbours
+    """Each synthetic sample's k nearest real training samples."""
+    in_real_balls: np.ndarray
+    """How many real k-NN balls (``<=`` the real point's k-th neighbour score) contain it."""
+    in_copy_balls: np.ndarray
+    """1 when it is closer to some real point than that point's own nearest real neighbour
+    (or identical to it): a *copy* (companion study's privacy sets); else 0."""
+    real_to_synthetic: Neighbours
+    """Each real training sample's nearest synthetic sample."""
+    real_in_synthetic_balls: np.ndarray
+    """1 when some synthetic k-NN ball contains the real training sample (recall); else 0."""
+    holdout_to_synthetic: Neighbours | None
+    """Each held-out real sample's nearest synthetic sample (``None`` without a holdout)."""
+    realism: np.ndarray | None
+    """Realism score (Kynkäänniemi et al. 2019) of each synthetic sample."""
+    per_class: dict[Any, SetNeighbourhoods] = field(default_factory=dict)
+    """Class-conditional neighbourhoods (synthetic class c vs real class c), by label."""
+    stats: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def copy(self) -> np.ndarray:
+        """Copy set: closer to some real image than that image's nearest real neighbour."""
+        return self.in_copy_balls > 0
+
+    @property
+    def real(self) -> np.ndarray:
+        """Real set: inside some real k-NN ball, and not a copy."""
+        return (self.in_real_balls > 0) & ~self.copy
+
+    @property
+    def non_real(self) -> np.ndarray:
+        return ~(self.in_real_balls > 0) & ~self.copy
+
+
+class RealReference:
+    """Real training features and their cached neighbourhoods; fit once, compare many sets.
+
+    Parameters
+    ----------
+    k:
+        Neighbourhood size of every k-NN metric (5 in the study and in Naeem et al. 2020).
+    distance:
+        ``"euclidean"``/``"cosine"`` for float features, ``"hamming"`` for integer code maps.
+    device, precision, memory_mb, progress:
+        Passed to :class:`~synthlens.metrics.knn.NeighbourEngine`.
+    feature_space:
+        Description of the features (extractor id, weights SHA-256, preprocessing); copied
+        into every :class:`~synthlens.metrics.base.MetricResult`.
+
+    Fitted attributes (after :meth:`fit`): ``features_``, ``labels_``, ``class_names_``,
+    ``holdout_``, ``holdout_labels_``, ``neighbours_`` (real-vs-real k-NN, self excluded),
+    ``radii_`` (k-th neighbour scores), ``nn1_`` (nearest-neighbour scores),
+    ``holdout_neighbours_`` (holdout-to-train k-NN), ``class_indices_`` and
+    ``class_neighbours_`` (within-class k-NN).
+    """
+
+    def __init__(self, k: int = 5, distance: DistanceName = "euclidean", *,
+                 device: str = "cpu", precision: Literal["float32", "float64"] = "float32",
+                 memory_mb: float = 256.0, progress: bool = False,
+                 feature_space: dict[str, Any] | None = None) -> None:
+        if not isinstance(k, int | np.integer) or k < 1:
+            raise InputError("k", f"must be a positive integer, got {k!r}")
+        self.k = int(k)
+        self.distance: DistanceName = distance
+        self.engine = NeighbourEngine(distance, device=device, precision=precision,
+                                      memory_mb=memory_mb, progress=progress)
+        self.feature_space = feature_space
+        self._cache: dict[Any, Any] = {}
+
+    # -- fitting ---------------------------------------------------------------------------------
+
+    def fit(self, features: np.ndarray, labels: np.ndarray | None = None, *,
+            holdout: np.ndarray | None = None, holdout_labels: np.ndarray | None = None,
+            class_names: Sequence[str] | None = None) -> RealReference:
+        """Validate the real sets and compute their neighbourhoods (the expensive part, once)."""
+        x = self.engine.validate(features, "real features")
+        if x.shape[0] <= self.k:
+            raise InputError("real features", f"need more than k={self.k} samples, got "
+                                              f"{x.shape[0]}")
+        self.features_ = x
+        self.labels_ = _check_labels(labels, x.shape[0], "real labels")
+        self.class_names_ = _class_names(class_names, self.labels_)
+        self.neighbours_ = self.engine.knn(x, None, self.k)
+        self.radii_ = self.neighbours_.kth()
+        self.nn1_ = self.neighbours_.scores[:, 0]
+        self.class_indices_: dict[int, np.ndarray] = {}
+        self.class_neighbours_: dict[int, Neighbours] = {}
+        if self.labels_ is not None:
+            for label in np.unique(self.labels_):
+                idx = np.flatnonzero(self.labels_ == label)
+                self.class_indices_[int(label)] = idx
+                if idx.size > self.k:
+                    self.class_neighbours_[int(label)] = self.engine.knn(x[idx], None, self.k)
+                else:
+                    _warn(f"real class {self._class_name(label)} has {idx.size} samples, not "
+                          f"more than k={self.k}: no class-conditional k-NN metrics for it")
+        self._set_holdout(holdout, holdout_labels)
+        self._cache = {}
+        return self
+
+    def _set_holdout(self, holdout: np.ndarray | None, holdout_labels: np.ndarray | None) -> None:
+        self.holdout_ = None
+        self.holdout_labels_ = None
+        self.holdout_neighbours_ = None
+        if holdout is None:
+            if holdout_labels is not None:
+                raise InputError("holdout labels", "given without holdout features")
+            return
+        h = self.engine.validate(holdout, "holdout features")
+        if h.shape[1:] != self.features_.shape[1:]:
+            raise InputError("holdout features", f"have shape {h.shape[1:]} per sample, the real "
+                                                  f"features {self.features_.shape[1:]}")
+        self.holdout_ = h
+        self.holdout_labels_ = _check_labels(holdout_labels, h.shape[0], "holdout labels")
+        self.holdout_neighbours_ = self.engine.knn(h, self.features_, self.k)
+
+    def with_holdout(self, holdout: np.ndarray | None,
+                     holdout_labels: np.ndarray | None = None) -> RealReference:
+        """A copy sharing every cached real-vs-real result, with another holdout set."""
+        self._check_fitted()
+        other = object.__new__(RealReference)
+        other.__dict__.update(self.__dict__)
+        other._cache = self._cache  # moments etc. depend only on the training features
+        other._set_holdout(holdout, holdout_labels)
+        return other
+
+    def floor_split(self, seed: int = 0) -> tuple[RealReference, np.ndarray, np.ndarray | None]:
+        """Real-vs-real floor: half the holdout stands in for a synthetic set.
+
+        Returns ``(reference, stand_in, stand_in_labels)``: a reference whose holdout is the
+        other half (the non-members of the privacy metrics), and the half to evaluate as if it
+        were synthetic. Its scores are what genuine unseen real images get, the floor every
+        synthetic set's scores should be read against (see ``docs/metrics.md``).
+        """
+        self._check_fitted()
+        if self.holdout_ is None or self.holdout_.shape[0] < 2 * (self.k + 1):
+            raise InputError("holdout", f"a real-vs-real floor needs a holdout of at least "
+                                        f"{2 * (self.k + 1)} samples")
+        rng = np.random.default_rng(seed)
+        n = self.holdout_.shape[0]
+        labels = self.holdout_labels_
+        if labels is not None:
+            # Stratified halves so per-class floors exist for every class.
+            a_parts, b_parts = [], []
+            for label in np.unique(labels):
+                idx = rng.permutation(np.flatnonzero(labels == label))
+                a_parts.append(idx[: len(idx) // 2])
+                b_parts.append(idx[len(idx) // 2:])
+            a, b = np.sort(np.concatenate(a_parts)), np.sort(np.concatenate(b_parts))
+        else:
+            perm = rng.permutation(n)
+            a, b = np.sort(perm[: n // 2]), np.sort(perm[n // 2:])
+        ref = self.with_holdout(self.holdout_[b], None if labels is None else labels[b])
+        return ref, self.holdout_[a], None if labels is None else labels[a]
+
+    # -- per synthetic set -----------------------------------------------------------------------
+
+    def compare(self, synthetic: np.ndarray, labels: np.ndarray | None = None, *,
+                per_class: bool = True, realism: bool = True) -> SetNeighbourhoods:
+        """All neighbour facts of one synthetic set (two sweeps, plus one per class)."""
+        self._check_fitted()
+        s = self.engine.validate(synthetic, "synthetic features")
+        if s.shape[1:] != self.features_.shape[1:]:
+            raise InputError("synthetic features", f"have shape {s.shape[1:]} per sample, the "
+                                                   f"real features {self.features_.shape[1:]}")
+        if s.shape[0] <= self.k:
+            raise InputError("synthetic features", f"need more than k={self.k} samples for the "
+                                                   f"k-NN metrics, got {s.shape[0]}")
+        labels = _check_labels(labels, s.shape[0], "synthetic labels")
+        out = self._compare(s, self.features_, self.neighbours_, self.holdout_, realism)
+        if per_class and labels is not None and self.labels_ is not None:
+            for label, idx in self.class_indices_.items():
+                nb = self.class_neighbours_.get(label)
+                sel = np.flatnonzero(labels == label)
+                if nb is None or sel.size <= self.k:
+                    continue
+                out.per_class[label] = self._compare(s[sel], self.features_[idx], nb, None,
+                                                     realism=False)
+        return out
+
+    def _compare(self, s: np.ndarray, real: np.ndarray, real_nb: Neighbours,
+                 holdout: np.ndarray | None, realism: bool) -> SetNeighbourhoods:
+        engine = self.engine
+        syn_sweep = engine.sweep(s, None, k=self.k, query_name="synthetic features")
+        syn_nb = syn_sweep.neighbours
+        assert syn_nb is not None
+        radii = real_nb.kth()
+        realism_radii = None
+        if realism:
+            # Kynkäänniemi et al. (2019) leave out the half of the real balls that are largest.
+            realism_radii = np.where(radii <= np.median(radii), radii, np.inf)
+        cross = engine.sweep(
+            s, real, k=self.k, reference_nearest=True,
+            reference_balls=[Ball(radii), Ball(real_nb.scores[:, 0], strict=True, count=False)],
+            query_balls=[Ball(syn_nb.kth(), count=False)], realism_radii=realism_radii,
+            query_name="synthetic features", reference_name="real features")
+        assert cross.neighbours is not None and cross.reference_nearest is not None
+        hold_nb = None
+        stats = {key: syn_sweep.stats.get(key, 0) + cross.stats.get(key, 0)
+                 for key in cross.stats}
+        if holdout is not None:
+            hold = engine.sweep(holdout, s, k=1, query_name="holdout features",
+                                reference_name="synthetic features")
+            hold_nb = hold.neighbours
+            stats = {key: stats[key] + hold.stats.get(key, 0) for key in stats}
+        return SetNeighbourhoods(
+            n=s.shape[0], synthetic_knn=syn_nb, to_real=cross.neighbours,
+            in_real_balls=cross.reference_ball_counts[0],
+            in_copy_balls=cross.reference_ball_counts[1],
+            real_to_synthetic=cross.reference_nearest,
+            real_in_synthetic_balls=cross.query_ball_counts[0],
+            holdout_to_synthetic=hold_nb, realism=cross.realism, stats=stats)
+
+    # -- cached moments ----------------------------------------------------------------------------
+
+    def moments(self, label: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Float64 mean and covariance of the real features (of one class), cached."""
+        key = ("moments", label)
+        if key not in self._cache:
+            x = self.features_ if label is None else self.features_[self.class_indices_[label]]
+            self._cache[key] = mean_cov(x)
+        return self._cache[key]
+
+    def cached(self, key: Any, compute: Any) -> Any:
+        """Memoise ``compute()`` under ``key`` for this fit (shared by :meth:`with_holdout`)."""
+        if key not in self._cache:
+            self._cache[key] = compute()
+        return self._cache[key]
+
+    # -- helpers -----------------------------------------------------------------------------------
+
+    def class_name(self, label: int) -> str:
+        return self._class_name(label)
+
+    def _class_name(self, label: Any) -> str:
+        names = getattr(self, "class_names_", None)
+        if names is not None and 0 <= int(label) < len(names):
+            return str(names[int(label)])
+        return str(int(label))
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "features_"):
+            raise RuntimeError("RealReference is not fitted: call fit() first")
+
+    @property
+    def n(self) -> int:
+        self._check_fitted()
+        return int(self.features_.shape[0])
+
+
+def mean_cov(x: np.ndarray, block: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """Float64 mean and unbiased covariance, accumulated blockwise (bounded memory)."""
+    n, d = x.shape
+    mean = np.zeros(d)
+    for s in range(0, n, block):
+        mean += np.asarray(x[s:s + block], dtype=np.float64).sum(axis=0)
+    mean /= n
+    cov = np.zeros((d, d))
+    for s in range(0, n, block):
+        c = np.asarray(x[s:s + block], dtype=np.float64) - mean
+        cov += c.T @ c
+    cov /= max(n - 1, 1)
+    return mean, cov
+
+
+def _check_labels(labels: np.ndarray | None, n: int, source: str) -> np.ndarray | None:
+    if labels is None:
+        return None
+    labels = np.asarray(labels)
+    if labels.shape != (n,):
+        raise InputError(source, f"expected shape ({n},), got {labels.shape}")
+    if not np.issubdtype(labels.dtype, np.integer):
+        if np.issubdtype(labels.dtype, np.floating) and np.all(labels == np.round(labels)):
+            labels = labels.astype(np.int64)
+        else:
+            raise InputError(source, f"labels must be integers, got dtype {labels.dtype}")
+    if labels.size and labels.min() < 0:
+        raise InputError(source, "labels must be non-negative")
+    return labels.astype(np.int64)
+
+
+def _class_names(class_names: Sequence[str] | None,
+                 labels: np.ndarray | None) -> list[str] | None:
+    if class_names is not None:
+        names = [str(c) for c in class_names]
+        if labels is not None and labels.size and labels.max() >= len(names):
+            raise InputError("class names", f"{len(names)} names for labels up to "
+                                            f"{labels.max()}")
+        return names
+    return None
+
+
+def _warn(message: str) -> None:
+    warnings.warn(message, RuntimeWarning, stacklevel=3)

@@ -1,0 +1,317 @@
+"""Variety: how much of the real data's range the synthetic set covers, and how varied it is.
+
+k-NN recall (Kynkäänniemi et al. 2019), coverage (Naeem et al. 2020), β-recall (Alaa et al.
+2022), the Vendi score (Friedman and Dieng 2023), the study's mean-image size and its
+run-level ``variety`` normalisation (Xing et al. 2023), and within-class MS-SSIM diversity.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from synthlens.io import write_bytes
+from synthlens.metrics.base import MetricResult
+from synthlens.metrics.context import EvaluationContext, Metric, bootstrap_ci
+from synthlens.metrics.fidelity import ALPHAS, _conditional, integrated_curve_score
+from synthlens.metrics.ssim import ms_ssim
+
+
+class Recall(Metric):
+    name = "recall"
+    direction = "higher"
+    family = "variety"
+    min_n = 10
+    description = ("Share of real samples inside some synthetic sample's k-NN ball (radius = "
+                   "distance to its k-th nearest synthetic neighbour; `<=`).")
+    reference = "Kynkäänniemi et al., NeurIPS 2019"
+
+    def compute(self, ctx: EvaluationContext) -> MetricResult:
+        if ctx.n < self.min_n:
+            return self.skipped(ctx, f"needs at least {self.min_n} samples, got {ctx.n}")
+        covered = (ctx.neighbourhoods.real_in_synthetic_balls > 0).astype(np.float64)
+        return self.result(ctx, covered.mean(), ci=bootstrap_ci(covered, ctx, self.name),
+                           per_class=_conditional(
+                               ctx, lambda _, s: (s.real_in_synthetic_balls > 0).mean(),
+                               self.min_n),
+                           k=ctx.reference.k, ci_unit="real samples")
+
+
+class Coverage(Metric):
+    name = "coverage"
+    direction = "higher"
+    family = "variety"
+    min_n = 10
+    description = ("Share of real samples whose k-NN ball contains at least one synthetic sample "
+                   "(`<=`).")
+    reference = "Naeem et al., ICML 2020"
+
+    def compute(self, ctx: EvaluationContext) -> MetricResult:
+        if ctx.n < self.min_n:
+            return self.skipped(ctx, f"needs at least {self.min_n} samples, got {ctx.n}")
+        ref = ctx.reference
+        nb = ctx.neighbourhoods
+        covered = (nb.real_to_synthetic.scores[:, 0] <= ref.radii_).astype(np.float64)
+
+        def conditional(label: int, sub) -> float:
+            radii = ref.class_neighbours_[label].kth()
+            return float((sub.real_to_synthetic.scores[:, 0] <= radii).mean())
+
+        return self.result(ctx, covered.mean(), ci=bootstrap_ci(covered, ctx, self.name),
+                           per_class=_conditional(ctx, conditional, self.min_n),
+                           k=ref.k, ci_unit="real samples")
+
+
+def beta_recall_curve(covered: np.ndarray, closest_d: np.ndarray,
+                      betas: np.ndarray = ALPHAS) -> np.ndarray:
+    """``C_β``: share of real samples whose nearest synthetic sample is within the real
+    sample's nearest-neighbour distance *and* inside the synthetic β-quantile ball.
+
+    ``covered`` and ``closest_d`` are (..., n) so bootstrap resamples go through in one call.
+    """
+    radii = np.quantile(closest_d, betas, axis=-1)  # (n_beta, ...)
+    radii = np.moveaxis(radii, 0, -1)  # (..., n_beta)
+    inside = closest_d[..., None, :] <= radii[..., :, None]
+    return (covered[..., None, :] & inside).mean(axis=-1)
+
+
+class BetaRecall(Metric):
+    name = "beta_recall"
+    direction = "higher"
+    family = "variety"
+    min_n = 20
+    distances = ("euclidean", "cosine")
+    description = ("Integrated β-recall: for β in [0, 1], the share of real samples whose "
+                   "nearest synthetic sample lies within the real sample's nearest-neighbour "
+                   "distance and inside the synthetic β-support (ball around the synthetic "
+                   "centre), compared with β.")
+    reference = "Alaa et al., ICML 2022"
+
+    def compute(self, ctx: EvaluationContext) -> MetricResult:
+        ref, x = ctx.reference, ctx.features
+        assert ref is not None and x is not None
+        if ctx.n < self.min_n:
+            return self.skipped(ctx, f"needs at least {self.min_n} samples, got {ctx.n}")
+        nb = ctx.neighbourhoods
+        xs = np.asarray(x, np.float64)
+        if ref.distance == "cosine":
+            xs = xs / np.linalg.norm(xs, axis=1, keepdims=True)
+        syn_center = xs.mean(axis=0)
+        nearest = nb.real_to_synthetic.indices[:, 0]
+        covered = nb.real_to_synthetic.scores[:, 0] <= ref.nn1_
+        closest_d = np.linalg.norm(xs[nearest] - syn_center, axis=1)
+        curve = beta_recall_curve(covered, closest_d)
+        value = float(integrated_curve_score(curve))
+        joint = np.stack([covered.astype(np.float64), closest_d], axis=1)
+        ci = bootstrap_ci(joint, ctx, self.name, lambda s: integrated_curve_score(
+            beta_recall_curve(s[..., 0] > 0.5, s[..., 1])))
+        return self.result(ctx, value, ci=ci, curve=[round(float(v), 6) for v in curve],
+                           ci_unit="real samples",
+                           embedding="features, centre = mean of synthetic features")
+
+
+# ---------------------------------------------------------------------------------------------
+# Vendi score
+# ---------------------------------------------------------------------------------------------
+
+
+def vendi_score(x: np.ndarray) -> float:
+    """Vendi score with the cosine-similarity kernel: ``exp(−Σ λ log λ)``, λ = eig(K / n).
+
+    The non-zero eigenvalues of ``K/n = X̂ X̂ᵀ / n`` (n×n) equal those of ``X̂ᵀ X̂ / n`` (d×d),
+    so the smaller of the two is decomposed (the dual d×d form when n > d).
+    """
+    x = np.asarray(x, np.float64)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    if (norms == 0).any():
+        raise ValueError("vendi: all-zero feature rows have no cosine similarity")
+    xn = x / norms
+    n, d = xn.shape
+    gram = xn @ xn.T if n <= d else xn.T @ xn
+    vals = np.linalg.eigvalsh(gram / n)
+    vals = vals[vals > 1e-12]
+    return float(np.exp(-np.sum(vals * np.log(vals))))
+
+
+class Vendi(Metric):
+    name = "vendi"
+    direction = "higher"
+    family = "variety"
+    min_n = 2
+    distances = ("euclidean", "cosine")
+    description = ("Vendi score: the exponential of the entropy of the eigenvalues of the "
+                   "cosine-similarity matrix / N, an effective number of distinct samples "
+                   "(1 for identical samples, N for orthogonal ones).")
+    reference = "Friedman and Dieng, TMLR 2023"
+
+    def compute(self, ctx: EvaluationContext) -> MetricResult:
+        x = ctx.features
+        assert x is not None
+        if ctx.n < self.min_n:
+            return self.skipped(ctx, f"needs at least {self.min_n} samples, got {ctx.n}")
+        per_class = None
+        if ctx.labels is not None:
+            per_class = {ctx.class_name(int(c)): (vendi_score(x[ctx.labels == c])
+                                                  if (ctx.labels == c).sum() >= self.min_n
+                                                  else math.nan)
+                         for c in np.unique(ctx.labels)}
+        return self.result(ctx, vendi_score(x), per_class=per_class, kernel="cosine")
+
+
+# ---------------------------------------------------------------------------------------------
+# Image-level variety: mean-image PNG size, MS-SSIM diversity
+# ---------------------------------------------------------------------------------------------
+
+
+def mean_image(images: np.ndarray, labels: np.ndarray | None = None
+               ) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+    """The study's mean image: the mean of the per-class mean images, as uint8.
+
+    Returns ``(overall, {label: class mean})``; without labels both are the plain mean.
+    Means are rounded to the nearest integer.
+    """
+    images = np.asarray(images)
+    if labels is None:
+        m = np.rint(images.mean(axis=0, dtype=np.float64)).astype(np.uint8)
+        return m, {}
+    per_class = {int(c): images[labels == c].mean(axis=0, dtype=np.float64)
+                 for c in np.unique(labels)}
+    overall = np.mean(np.stack(list(per_class.values())), axis=0)
+    return (np.rint(overall).astype(np.uint8),
+            {c: np.rint(m).astype(np.uint8) for c, m in per_class.items()})
+
+
+def write_mean_images(folder: str | os.PathLike[str], images: np.ndarray,
+                      labels: np.ndarray | None = None,
+                      class_names: Sequence[str] | None = None) -> dict[str, Path]:
+    """Save the mean image (and each class's) as the PNGs whose sizes ``mean_image_kb``
+    reports, for the report to show. Returns ``{"all" or class name: path}``."""
+    folder = Path(folder)
+    overall, per_class = mean_image(images, labels)
+    out = {"all": folder / "mean_all.png"}
+    for label in per_class:
+        name = class_names[label] if class_names is not None else str(label)
+        out[name] = folder / f"mean_class_{label}.png"
+    for key, path in out.items():
+        image = overall if key == "all" else per_class[int(path.stem.rsplit("_", 1)[1])]
+        buf = io.BytesIO()
+        Image.fromarray(np.ascontiguousarray(image)).save(buf, format="PNG")
+        write_bytes(path, buf.getvalue())
+    return out
+
+
+def png_kb(image: np.ndarray) -> float:
+    """Size in KiB of an image saved as lossless PNG (Pillow, default zlib level 6)."""
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(image)).save(buf, format="PNG")
+    return buf.tell() / 1024.0
+
+
+class MeanImageKB(Metric):
+    name = "mean_image_kb"
+    direction = "lower"
+    family = "variety"
+    needs = ("images",)
+    min_n = 2
+    description = ("Lossless PNG size (KiB) of the mean of the per-class mean images: a varied "
+                   "set averages to a blurry image that compresses well. Contrast-dependent and "
+                   "only relative; see `variety` for the run-normalised score.")
+    reference = "Xing et al., CBMS 2023 / MICCAI 2023"
+
+    def compute(self, ctx: EvaluationContext) -> MetricResult:
+        if ctx.images is None:
+            return self.skipped(ctx, "needs images")
+        if ctx.n < self.min_n:
+            return self.skipped(ctx, f"needs at least {self.min_n} images, got {ctx.n}")
+        overall, per_class_images = mean_image(ctx.images, ctx.labels)
+        per_class = ({ctx.class_name(c): png_kb(m) for c, m in per_class_images.items()}
+                     if per_class_images else None)
+        return self.result(ctx, png_kb(overall), per_class=per_class, format="PNG (Pillow)")
+
+
+def variety_scores(mean_image_kb: Mapping[str, MetricResult | float]) -> dict[str, MetricResult]:
+    """Run-level variety: ``1 − (size − min) / (max − min)`` over the sets of one run.
+
+    ``mean_image_kb`` maps set names to their ``mean_image_kb`` result (or value). Per-class
+    values are normalised the same way across sets. With fewer than two sets, or all sizes
+    equal, the normalisation is undefined and values are NaN (with a warning).
+    """
+    def value(v: MetricResult | float) -> float:
+        return v.value if isinstance(v, MetricResult) else float(v)
+
+    sizes = {name: value(v) for name, v in mean_image_kb.items()}
+    finite = [s for s in sizes.values() if math.isfinite(s)]
+    lo, hi = (min(finite), max(finite)) if finite else (math.nan, math.nan)
+    undefined = len(finite) < 2 or hi == lo
+    if undefined:
+        warnings.warn("variety: needs at least two sets with different mean-image sizes",
+                      RuntimeWarning, stacklevel=2)
+    classes: set[str] = set()
+    for v in mean_image_kb.values():
+        if isinstance(v, MetricResult) and v.per_class:
+            classes |= set(v.per_class)
+    class_range = {}
+    for c in classes:
+        vals = [v.per_class[c] for v in mean_image_kb.values()
+                if isinstance(v, MetricResult) and v.per_class and c in v.per_class
+                and math.isfinite(v.per_class[c])]
+        class_range[c] = (min(vals), max(vals)) if len(vals) >= 2 else (math.nan, math.nan)
+    out = {}
+    for name, v in mean_image_kb.items():
+        s = sizes[name]
+        val = math.nan if undefined or not math.isfinite(s) else 1 - (s - lo) / (hi - lo)
+        per_class = None
+        if isinstance(v, MetricResult) and v.per_class:
+            per_class = {}
+            for c, sc in v.per_class.items():
+                clo, chi = class_range[c]
+                per_class[c] = (1 - (sc - clo) / (chi - clo)
+                                if math.isfinite(sc) and chi > clo else math.nan)
+        out[name] = MetricResult("variety", val, "higher", per_class=per_class,
+                                 details={"mean_image_kb": s, "min_kb": lo, "max_kb": hi,
+                                          "n_sets": len(finite)})
+    return out
+
+
+class MSSSIMDiversity(Metric):
+    name = "ms_ssim_diversity"
+    direction = "lower"
+    family = "variety"
+    needs = ("images",)
+    min_n = 2
+    description = ("Mean MS-SSIM over random pairs of distinct images of the same class "
+                   "(lower = more diverse; 1 = identical images), on a bounded pair sample.")
+    reference = "Odena et al., ICML 2017 (MS-SSIM: Wang et al. 2003)"
+
+    def compute(self, ctx: EvaluationContext) -> MetricResult:
+        images = ctx.images
+        if images is None:
+            return self.skipped(ctx, "needs images")
+        if ctx.n < self.min_n:
+            return self.skipped(ctx, f"needs at least {self.min_n} images, got {ctx.n}")
+        n_pairs = int(ctx.options.get("ms_ssim_pairs", 200))
+        rng = ctx.rng(self.name)
+        labels = ctx.labels if ctx.labels is not None else np.zeros(ctx.n, dtype=np.int64)
+        values, per_class = [], {}
+        for c in np.unique(labels):
+            idx = np.flatnonzero(labels == c)
+            if idx.size < 2:
+                per_class[ctx.class_name(int(c))] = math.nan
+                continue
+            a = rng.integers(0, idx.size, n_pairs)
+            b = (a + rng.integers(1, idx.size, n_pairs)) % idx.size  # distinct from a
+            sims = np.concatenate([ms_ssim(images[idx[a[s:s + 64]]], images[idx[b[s:s + 64]]])
+                                   for s in range(0, n_pairs, 64)])
+            values.append(sims)
+            per_class[ctx.class_name(int(c))] = float(sims.mean())
+        allv = np.concatenate(values)
+        return self.result(ctx, allv.mean(), ci=bootstrap_ci(allv, ctx, self.name),
+                           per_class=per_class if ctx.labels is not None else None,
+                           pairs_per_class=n_pairs, ci_unit="image pairs")

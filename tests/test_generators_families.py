@@ -1,0 +1,216 @@
+"""Every generator family under the harness, on the ``smoke`` budget of budgets.yaml:
+shapes, dtypes, class counts, determinism, save/load, resume after a crash, and the
+family knobs (truncation, guidance, temperature)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from synthlens.data.dataset import ImageSet
+from synthlens.data.demo import make_demo
+from synthlens.generators import (
+    GENERATORS,
+    Budget,
+    Generator,
+    VQVAE2,
+    get_generator,
+    load_generator,
+    truncation_sweep,
+)
+
+BUDGETS = Path(__file__).resolve().parents[1] / "src" / "synthlens" / "configs" / "budgets.yaml"
+FAMILIES = ["cvae", "dcgan", "stylegan2", "vqvae2", "ldm", "ddpm"]
+
+
+def smoke_budget(family: str, **changes: object) -> Budget:
+    settings = dict(yaml.safe_load(BUDGETS.read_text())["smoke"]["generators"][family])
+    settings.update(changes)
+    return Budget.from_dict(settings)
+
+
+@pytest.fixture(scope="module")
+def grey28() -> ImageSet:
+    """48 demo phantoms (28×28 grey), 24 per class."""
+    train = make_demo(28).train
+    idx = np.concatenate([np.flatnonzero(train.labels == c)[:24] for c in (0, 1)])
+    return train.subset(idx)
+
+
+@pytest.fixture(scope="module")
+def fitted(grey28: ImageSet, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Generator]:
+    """One smoke-budget fit per family, shared by the tests below."""
+    out = {}
+    for family in FAMILIES:
+        workdir = tmp_path_factory.mktemp(family)
+        out[family] = get_generator(family).fit(grey28, smoke_budget(family), seed=0,
+                                                workdir=workdir, progress=False)
+        out[family].workdir = workdir  # type: ignore[attr-defined]
+    return out
+
+
+def test_every_family_is_registered_and_budgeted() -> None:
+    assert sorted(GENERATORS) == sorted(FAMILIES)
+    budgets = yaml.safe_load(BUDGETS.read_text())
+    for name in ("smoke", "demo", "standard", "full"):
+        for family in FAMILIES:
+            Budget.from_dict(budgets[name]["generators"][family])  # valid keys and values
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_sample_shapes_counts_and_determinism(family: str, fitted: dict[str, Generator],
+                                              grey28: ImageSet) -> None:
+    gen = fitted[family]
+    out = gen.sample([3, 5], seed=7, batch_size=4)
+    assert out.images.shape == (8, 28, 28) and out.images.dtype == np.uint8
+    assert out.labels.dtype == np.int64 and out.class_counts().tolist() == [3, 5]
+    assert out.class_names == grey28.class_names and out.source == f"generator:{family}"
+    assert out.images.std() > 0  # not a constant image
+    again = gen.sample([3, 5], seed=7, batch_size=4)
+    np.testing.assert_array_equal(out.images, again.images)
+    other = gen.sample([3, 5], seed=8, batch_size=4)
+    assert not np.array_equal(out.images, other.images)
+    workdir = gen.workdir  # type: ignore[attr-defined]
+    assert (workdir / "checkpoint.pt").exists() and (workdir / "curves.json").exists()
+    assert all(len(v) > 0 for v in gen.curves.values())
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_save_load_gives_identical_samples(family: str, fitted: dict[str, Generator],
+                                           tmp_path: Path) -> None:
+    gen = fitted[family]
+    gen.save(tmp_path / "model.pt")
+    loaded = load_generator(tmp_path / "model.pt")
+    assert type(loaded) is type(gen) and loaded.params == gen.params
+    np.testing.assert_array_equal(gen.sample(3, seed=1, batch_size=6).images,
+                                  loaded.sample(3, seed=1, batch_size=6).images)
+
+
+class _Crash(RuntimeError):
+    pass
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_resume_after_crash_equals_uninterrupted(family: str, grey28: ImageSet,
+                                                 tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    budget = smoke_budget(family, steps=8, checkpoint_every=3, batch_size=8)
+    total = sum(budget.stage_steps(s) for s in get_generator(family).stages())
+    reference = get_generator(family).fit(grey28, budget, seed=3, workdir=tmp_path / "a",
+                                          progress=False)
+
+    cls = GENERATORS[family]
+    original = cls._train_step
+    calls = {"n": 0}
+
+    def crashing(self: Generator, *args: object) -> dict[str, float]:
+        calls["n"] += 1
+        if calls["n"] == total - 2:  # after at least one checkpoint, before the end
+            raise _Crash
+        return original(self, *args)
+
+    monkeypatch.setattr(cls, "_train_step", crashing)
+    with pytest.raises(_Crash):
+        get_generator(family).fit(grey28, budget, seed=3, workdir=tmp_path / "b",
+                                  progress=False)
+    monkeypatch.setattr(cls, "_train_step", original)
+    resumed = get_generator(family).fit(grey28, budget, seed=3, workdir=tmp_path / "b",
+                                        progress=False)
+    np.testing.assert_array_equal(reference.sample(2, seed=0).images,
+                                  resumed.sample(2, seed=0).images)
+    for key, value in reference._state().items():
+        if isinstance(value, dict) and all(isinstance(v, torch.Tensor) for v in value.values()):
+            for name, tensor in value.items():
+                assert torch.equal(tensor, resumed._state()[key][name]), (key, name)
+    assert reference.curves == resumed.curves
+
+
+def test_resume_refuses_another_budget(grey28: ImageSet, tmp_path: Path) -> None:
+    get_generator("dcgan").fit(grey28, smoke_budget("dcgan", steps=4, checkpoint_every=2),
+                               workdir=tmp_path, progress=False)
+    assert (tmp_path / "checkpoint.pt").exists()
+    with pytest.raises(RuntimeError, match="another budget"):
+        get_generator("dcgan").fit(grey28, smoke_budget("dcgan", steps=6, checkpoint_every=2),
+                                   workdir=tmp_path, progress=False)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_rgb_and_other_sizes(family: str) -> None:
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (16, 16, 16, 3), dtype=np.uint8)
+    train = ImageSet(images, np.arange(16) % 2, ("a", "b"))
+    gen = get_generator(family).fit(train, smoke_budget(family, steps=2, batch_size=4),
+                                    progress=False)
+    out = gen.sample(2, seed=0)
+    assert out.images.shape == (4, 16, 16, 3) and out.images.dtype == np.uint8
+
+
+def test_unknown_sample_option_is_refused(fitted: dict[str, Generator]) -> None:
+    for gen in fitted.values():
+        with pytest.raises(TypeError, match="unknown options"):
+            gen.sample(1, not_a_knob=1)
+
+
+def test_stylegan2_truncation(fitted: dict[str, Generator]) -> None:
+    gen = fitted["stylegan2"]
+    collapsed = gen.sample(4, seed=0, truncation=0.0)
+    for label in (0, 1):
+        members = collapsed.of_class(label)
+        assert (members == members[0]).all(), "psi = 0 must give one image per class"
+    assert not np.array_equal(collapsed.of_class(0)[0], collapsed.of_class(1)[0])
+    full = gen.sample(4, seed=0, truncation=1.0)
+    assert full.of_class(0).std(axis=0).mean() > 0
+    # Random noise maps vary even at psi = 0; const (the default) does not.
+    noisy = gen.sample(4, seed=0, truncation=0.0, noise_mode="random")
+    assert not (noisy.of_class(0) == noisy.of_class(0)[0]).all()
+    sweep = truncation_sweep(gen, 2, psis=(0.0, 1.0))  # type: ignore[arg-type]
+    np.testing.assert_array_equal(sweep[1.0].images, gen.sample(2, seed=0).images)
+    with pytest.raises(ValueError, match="psi"):
+        gen.sample(1, truncation=1.5)
+    # Spread around the class mean shrinks monotonically with psi (same z's).
+    spreads = [gen.sample(6, seed=2, truncation=psi).of_class(1).astype(float).std(axis=0)
+               .mean() for psi in (0.0, 0.5, 1.0)]
+    assert spreads[0] == 0.0 < spreads[1] < spreads[2]
+
+
+@pytest.mark.parametrize("family", ["ldm", "ddpm"])
+def test_guidance_scale(family: str, fitted: dict[str, Generator],
+                        monkeypatch: pytest.MonkeyPatch) -> None:
+    gen = fitted[family]
+    # s = 0 is the unconditional model: the label no longer matters for the same noise.
+    a = gen.sample([2, 0], seed=5, guidance_scale=0.0).images
+    b = gen.sample([0, 2], seed=5, guidance_scale=0.0).images
+    np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="guidance"):
+        gen.sample(1, guidance_scale=-1.0)
+    # Compare in the diffusion space: a VQ decoder may snap small differences away.
+    monkeypatch.setattr(gen, "_from_space", lambda x: x)
+    labels = torch.tensor([1, 1])
+
+    def draw(scale: float) -> torch.Tensor:
+        return gen._generate(labels, torch.Generator().manual_seed(5), guidance_scale=scale)
+
+    s0, s1, s3 = draw(0.0), draw(1.0), draw(3.0)
+    assert not torch.equal(s0, s1) and not torch.equal(s1, s3)
+    # Guidance extrapolates from the unconditional towards the conditional prediction.
+    assert (s3 - s0).abs().mean() > (s1 - s0).abs().mean()
+
+
+def test_vqvae2_codes_and_temperature(fitted: dict[str, Generator], grey28: ImageSet) -> None:
+    gen = fitted["vqvae2"]
+    assert isinstance(gen, VQVAE2)
+    top, bottom = gen.encode_codes(grey28)
+    assert top.shape == (48, 4, 4) and bottom.shape == (48, 8, 8)
+    assert top.dtype == np.int64 and 0 <= top.min() and top.max() < 32
+    top2, bottom2 = gen.encode_codes(grey28.images[:5], batch_size=2)
+    np.testing.assert_array_equal(top2, top[:5])
+    np.testing.assert_array_equal(bottom2, bottom[:5])
+    with pytest.raises(ValueError, match="shape"):
+        gen.encode_codes(grey28.images[:, :20, :20])
+    # Near-zero temperature makes the priors greedy: the same image for every z.
+    greedy = gen.sample([3, 0], seed=0, temperature=1e-4).images
+    assert (greedy == greedy[0]).all()

@@ -1,0 +1,111 @@
+"""End to end: `synthlens demo --budget smoke`, resume, report rebuild, and `evaluate`.
+
+These check the outputs' contents (numbers that must hold for any sane run), not only
+that the files exist.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import json
+import re
+
+import numpy as np
+import pytest
+
+from synthlens.cli import main
+from synthlens.io import read_json
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo") / "run"
+    code = main(["demo", "--budget", "smoke", "--out", str(out), "--quiet", "--device", "cpu"])
+    assert code == 0
+    return out
+
+
+def test_smoke_demo_writes_the_results_contract(smoke_run):
+    results = read_json(smoke_run / "results.json")
+    assert results["schema_version"] == "1.0"
+    assert results["dataset"]["class_names"] == ["normal", "pneumonia"]
+    sets = results["sets"]
+    assert {"cvae", "real-holdout", "noise", "real-only"} <= set(sets)
+    assert sets["real-only"]["kind"] == "baseline"
+    for name, entry in sets.items():
+        for metric, value in entry["metrics"].items():
+            assert value["direction"] in ("higher", "lower"), (name, metric)
+            assert value["ci"] is None or len(value["ci"]) == 2
+    for name in ("cvae", "real-holdout", "noise"):
+        metrics = sets[name]["metrics"]
+        assert {"fid", "precision", "recall", "utility.augment.auroc"} <= set(metrics), name
+        assert metrics["fid"]["direction"] == "lower"
+        assert 0.0 <= metrics["precision"]["value"] <= 1.0
+        assert metrics["fid"]["feature_space"]["id"]
+    # Real held-out images are far closer to the training images than noise is.
+    assert sets["real-holdout"]["metrics"]["fid"]["value"] < sets["noise"]["metrics"]["fid"]["value"]
+    assert (sets["real-holdout"]["metrics"]["recall"]["value"]
+            > sets["noise"]["metrics"]["recall"]["value"])
+    baseline_auroc = sets["real-only"]["metrics"]["utility.augment.auroc"]["value"]
+    assert 0.5 < baseline_auroc <= 1.0
+    assert "fid" in results["floors"]
+    assert "findings" in json.dumps(results["analysis"])
+
+
+def test_smoke_demo_manifest_and_config(smoke_run):
+    manifest = read_json(smoke_run / "manifest.json")
+    assert manifest["status"] == "complete"
+    assert {"real.train", "real.val", "real.test"} <= set(manifest["inputs"])
+    assert all(len(h) == 64 for h in manifest["inputs"].values())
+    assert manifest["seeds"]["seed"] == 0
+    assert all(stage["status"] == "done" for stage in manifest["stages"].values())
+    assert (smoke_run / "config.yaml").read_text().startswith("name: demo")
+
+
+def test_smoke_demo_csv_and_report(smoke_run):
+    results = read_json(smoke_run / "results.json")
+    with open(smoke_run / "results.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    pairs = {(row["set"], row["metric"]) for row in rows}
+    for name, entry in results["sets"].items():
+        for metric in entry["metrics"]:
+            assert (name, metric) in pairs
+    html = (smoke_run / "report.html").read_text()
+    images = re.findall(r'<img[^>]+src="([^"]+)"', html)
+    assert images and all(src.startswith("data:image/png;base64,") for src in images)
+    assert base64.b64decode(images[0].split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "cvae" in html and "real-holdout" in html
+    assert "http://" not in html and "https://" not in html.replace("https://doi", "")
+
+
+def test_resume_skips_every_stage_and_report_rebuilds(smoke_run, capsys):
+    before = read_json(smoke_run / "manifest.json")["stages"]
+    assert main(["demo", "--budget", "smoke", "--out", str(smoke_run), "--quiet"]) == 2
+    assert "--resume" in capsys.readouterr().err
+    assert main(["demo", "--budget", "smoke", "--out", str(smoke_run), "--quiet",
+                 "--resume", "--device", "cpu"]) == 0
+    after = read_json(smoke_run / "manifest.json")
+    assert after["stages"] == before  # nothing re-ran: same fingerprints and timestamps
+    assert len(after["runs"]) == 2 and after["status"] == "complete"
+    (smoke_run / "report.html").unlink()
+    assert main(["report", str(smoke_run)]) == 0
+    assert (smoke_run / "report.html").exists()
+
+
+def test_report_renders_in_headless_chromium(smoke_run, tmp_path):
+    browser = pytest.importorskip("test_report_browser")
+    browser.check_report_in_browser(smoke_run / "report.html", tmp_path)
+
+
+def test_evaluate_copy_of_training_split_scores_near_perfect_fidelity(shared_data, tmp_path):
+    real = shared_data("pneumoniamnist.npz")
+    out = tmp_path / "run"
+    code = main(["evaluate", "--real", str(real), "--synthetic", f"copy={real}",
+                 "--out", str(out), "--budget", "smoke", "--protocols", "--quiet",
+                 "--device", "cpu"])
+    assert code == 0
+    metrics = read_json(out / "results.json")["sets"]["copy"]["metrics"]
+    assert metrics["precision"]["value"] >= 0.95
+    assert metrics["recall"]["value"] >= 0.95
+    assert np.isfinite(metrics["fid"]["value"])
