@@ -125,13 +125,14 @@ def main(argv: list[str] | None = None) -> int:
         print(markdown(results))
         return 0
 
-    train, _, val, test = load_splits()
+    train, holdout, val, test = load_splits()
     counts = full_train_counts()
     judge = Judge(out, train, val)
     reference = judge.clf.embed(train.images)
     results["machine"] = {"cpu": platform.processor() or platform.machine(),
                           "threads": torch.get_num_threads(), "torch": torch.__version__}
     results.setdefault("anchors", {})
+    results["anchors"]["real-holdout"] = judge.scores(holdout, reference)
     results["anchors"]["real-test"] = judge.scores(test, reference)
     results["anchors"]["noise"] = judge.scores(noise_reference(train, counts, seed=1), reference)
     write_json(results_path, results)

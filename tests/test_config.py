@@ -54,7 +54,7 @@ def test_relative_dataset_path_is_taken_from_config_folder(tmp_path):
     (tmp_path / "data" / "x.npz").write_bytes(b"")
     path = tmp_path / "c.yaml"
     path.write_text("dataset: {source: data/x.npz}\n")
-    assert load_config(path)["dataset"]["source"] == str((tmp_path / "data" / "x.npz"))
+    assert load_config(path)["dataset"]["source"] == str(tmp_path / "data" / "x.npz")
 
 
 def test_packaged_demo_config_resolves():
@@ -62,3 +62,16 @@ def test_packaged_demo_config_resolves():
     assert config["dataset"]["source"] == "demo"
     for spec in config["generators"]:
         assert spec["family"] in config["budget_settings"]["generators"]
+
+
+def test_shipped_example_configs_resolve():
+    from pathlib import Path
+
+    from synthlens.generators import GENERATORS
+
+    root = Path(__file__).resolve().parents[1] / "configs"
+    for path in sorted(root.glob("*.yaml")):
+        config = load_config(path, budget="smoke")
+        for spec in config["generators"]:
+            assert spec["family"] in GENERATORS, (path, spec)
+            assert spec["family"] in config["budget_settings"]["generators"], (path, spec)

@@ -49,6 +49,16 @@ def test_domain_features_separate_the_classes(domain, demo) -> None:
     assert accuracy > max(0.9, chance + 0.2), (accuracy, chance)
 
 
+def test_domain_features_are_standardised_on_the_training_split(domain, demo) -> None:
+    train, _, test = demo
+    f_train = domain.extract(train).astype(np.float64)
+    assert np.allclose(f_train.mean(axis=0), 0.0, atol=1e-4)
+    assert np.allclose(f_train.std(axis=0)[f_train.std(axis=0) > 1e-3], 1.0, atol=1e-3)
+    assert "standardised" in domain.preprocessing["output"]
+    # The label-consistency judge is the encoder's own classifier.
+    assert (domain.classifier.predict(test.images) == test.labels).mean() > 0.9
+
+
 def test_domain_save_load_round_trip(domain, demo, tmp_path) -> None:
     train, _, test = demo
     path = tmp_path / "features" / "domain" / "extractor.pt"

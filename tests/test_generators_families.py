@@ -15,9 +15,9 @@ from synthlens.data.dataset import ImageSet
 from synthlens.data.demo import make_demo
 from synthlens.generators import (
     GENERATORS,
+    VQVAE2,
     Budget,
     Generator,
-    VQVAE2,
     get_generator,
     load_generator,
     truncation_sweep,
@@ -53,12 +53,23 @@ def fitted(grey28: ImageSet, tmp_path_factory: pytest.TempPathFactory) -> dict[s
     return out
 
 
-def test_every_family_is_registered_and_budgeted() -> None:
+@pytest.mark.parametrize("name", ["smoke", "demo", "standard", "full"])
+def test_every_family_is_registered_and_budgeted(name: str) -> None:
+    """Every budget has every family, with known options, and its networks build at 28 px."""
     assert sorted(GENERATORS) == sorted(FAMILIES)
     budgets = yaml.safe_load(BUDGETS.read_text())
-    for name in ("smoke", "demo", "standard", "full"):
-        for family in FAMILIES:
-            Budget.from_dict(budgets[name]["generators"][family])  # valid keys and values
+    for family in FAMILIES:
+        budget = Budget.from_dict(budgets[name]["generators"][family])
+        gen = get_generator(family)
+        gen.check_options(budget)
+        gen.image_shape, gen.class_names, gen.budget = (28, 28), ("a", "b"), budget
+        gen._build(budget)
+
+
+def test_misspelt_budget_option_is_refused(grey28: ImageSet) -> None:
+    with pytest.raises(ValueError, match="unknown budget options"):
+        get_generator("dcgan").fit(grey28, smoke_budget("dcgan", options={"widht": 8}),
+                                   progress=False)
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -74,6 +85,7 @@ def test_sample_shapes_counts_and_determinism(family: str, fitted: dict[str, Gen
     np.testing.assert_array_equal(out.images, again.images)
     other = gen.sample([3, 5], seed=8, batch_size=4)
     assert not np.array_equal(out.images, other.images)
+    assert gen.sample(seed=0).class_counts().tolist() == grey28.class_counts().tolist()
     workdir = gen.workdir  # type: ignore[attr-defined]
     assert (workdir / "checkpoint.pt").exists() and (workdir / "curves.json").exists()
     assert all(len(v) > 0 for v in gen.curves.values())
@@ -86,6 +98,7 @@ def test_save_load_gives_identical_samples(family: str, fitted: dict[str, Genera
     gen.save(tmp_path / "model.pt")
     loaded = load_generator(tmp_path / "model.pt")
     assert type(loaded) is type(gen) and loaded.params == gen.params
+    assert loaded.train_counts == gen.train_counts == [24, 24]
     np.testing.assert_array_equal(gen.sample(3, seed=1, batch_size=6).images,
                                   loaded.sample(3, seed=1, batch_size=6).images)
 
@@ -214,3 +227,14 @@ def test_vqvae2_codes_and_temperature(fitted: dict[str, Generator], grey28: Imag
     # Near-zero temperature makes the priors greedy: the same image for every z.
     greedy = gen.sample([3, 0], seed=0, temperature=1e-4).images
     assert (greedy == greedy[0]).all()
+
+
+@pytest.mark.parametrize("prior", ["transformer", "pixelcnn"])
+def test_vqvae2_prior_variants(prior: str, grey28: ImageSet) -> None:
+    """One class-conditional prior pair instead of one per class, and the PixelCNN prior."""
+    gen = VQVAE2(prior=prior, prior_per_class=prior == "pixelcnn")
+    gen.fit(grey28, smoke_budget("vqvae2", steps=4), progress=False)
+    assert len(gen.top_prior) == (2 if prior == "pixelcnn" else 1)
+    out = gen.sample([2, 3], seed=0)
+    assert out.images.shape == (5, 28, 28) and out.class_counts().tolist() == [2, 3]
+    np.testing.assert_array_equal(out.images, gen.sample([2, 3], seed=0).images)

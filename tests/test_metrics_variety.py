@@ -32,6 +32,13 @@ def test_vendi_against_definition_and_dual_form():
     assert vendi_score(x) == pytest.approx(vendi_by_definition(x), rel=1e-10)
     y = rng.standard_normal((4, 9))  # n <= d: the n×n form
     assert vendi_score(y) == pytest.approx(vendi_by_definition(y), rel=1e-10)
+    # More rows than one block: the blockwise dual form, input left untouched.
+    big = rng.standard_normal((5000, 3))
+    before = big.copy()
+    unit = big / np.linalg.norm(big, axis=1, keepdims=True)
+    lam = np.linalg.eigvalsh(unit.T @ unit / len(big))
+    assert vendi_score(big) == pytest.approx(float(np.exp(-(lam * np.log(lam)).sum())), rel=1e-10)
+    assert np.array_equal(big, before)
     # Hand cases: identical rows -> 1; orthogonal rows -> n.
     assert vendi_score(np.ones((5, 3))) == pytest.approx(1.0)
     assert vendi_score(np.eye(4)) == pytest.approx(4.0)

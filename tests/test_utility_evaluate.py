@@ -45,8 +45,9 @@ def controls(demo_split):
     copy = ImageSet(real.train.images, real.train.labels, real.class_names, split="copy")
     shuffled = ImageSet(real.train.images, rng.permutation(real.train.labels),
                         real.class_names, split="shuffled")
-    ev = UtilityEvaluator(real, config=smoke(protocols=["augment", "synthetic_only"]),
-                          progress=False)
+    # Two seeds, whatever the smoke budget says: the controls pair seeds.
+    ev = UtilityEvaluator(real, config=smoke(protocols=["augment", "synthetic_only"],
+                                             seeds=[0, 1]), progress=False)
     return {BASELINE_NAME: ev.baseline_results(),
             "copy": ev.evaluate_set("copy", copy, protocols=["augment"]),
             "shuffled": ev.evaluate_set("shuffled", shuffled),
@@ -82,7 +83,7 @@ def test_copy_of_real_train_gives_no_gain(controls):
     # augment sees each image twice as often per step: same data, same compute
     gain = copy["utility.augment.gain_auroc"]
     assert gain.ci[0] <= 0.0 <= gain.ci[1]
-    assert abs(gain.value) < 5.0
+    assert abs(gain.value) < 8.0  # smoke-budget seed noise is ~5 pp; shuffled: -14 pp
     assert gain.details["wilcoxon_p"] >= 0.05
 
 

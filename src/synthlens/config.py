@@ -38,9 +38,15 @@ DEFAULTS: dict[str, Any] = {
     "references": ["real-holdout", "noise"],
     # User-supplied synthetic sets: {name: path}.
     "synthetic": {},
-    "features": {"extractors": ["domain"], "primary": "domain"},
-    "metrics": {"names": ["fid", "precision", "recall"], "k": 5},
-    "utility": {"protocols": ["augment"], "cross_task_dataset": None},
+    # features.options: per-extractor settings merged over the budget's (e.g. a
+    # TorchScript file: {torchscript: {path: model.pt}}); cache_dir: a feature cache
+    # shared between runs (default: inside the run folder).
+    "features": {"extractors": ["domain"], "primary": "domain", "options": {},
+                 "cache_dir": None},
+    # metrics.names: a list, or "all" (every metric defined for the feature space).
+    "metrics": {"names": "all", "k": 5},
+    # utility.protocols: null takes the budget's list; [] skips the utility stage.
+    "utility": {"protocols": None, "cross_task_dataset": None},
     # Per-budget overrides merged over configs/budgets.yaml (same structure).
     "budget_overrides": {},
 }
@@ -112,6 +118,11 @@ def resolve_config(raw: Mapping[str, Any] | None = None, *, source: str = "<conf
         spec.setdefault("params", {})
         spec.setdefault("sample", {})
         names.add(spec["name"])
+    features = config["features"]
+    if not features["extractors"]:
+        raise InputError(source, "features.extractors is empty; name at least one")
+    if features["primary"] not in features["extractors"]:
+        features["primary"] = features["extractors"][0]
     for ref in config["references"]:
         if ref not in ("real-holdout", "noise"):
             raise InputError(source, f"unknown reference {ref!r}; use real-holdout or noise")

@@ -61,6 +61,12 @@ class Inputs:
     cross_task: RealData | None
 
 
+def extractor_options(config: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """An extractor's settings: the budget's, overridden by ``features.options[name]``."""
+    budget = config["budget_settings"].get("features", {}).get(name, {})
+    return {**budget, **(config["features"].get("options") or {}).get(name, {})}
+
+
 def load_inputs(config: dict[str, Any]) -> Inputs:
     """Read and validate the dataset and any user synthetic sets named by ``config``."""
     dataset = config["dataset"]
@@ -74,6 +80,10 @@ def load_inputs(config: dict[str, Any]) -> Inputs:
             raise InputError(path, f"images are {images.image_shape} but the real data "
                                    f"({real.source}) is {real.image_shape}")
         user_sets[name] = images
+    from synthlens.features import get_extractor
+
+    for name in config["features"]["extractors"]:
+        get_extractor(name, **extractor_options(config, name))  # weights found, options valid
     cross = config["utility"].get("cross_task_dataset")
     cross_task = load_dataset(str(cross), seed=config["seed"]) if cross else None
     return Inputs(config, real, user_sets, cross_task)
@@ -199,11 +209,11 @@ class Pipeline:
     def extract_features(self) -> None:
         from synthlens.features import FeatureCache, get_extractor
 
-        self.cache = FeatureCache(self.run.path("features", "cache"))
+        cache_dir = self.config["features"].get("cache_dir")
+        self.cache = FeatureCache(cache_dir or self.run.path("features", "cache"))
         self.extractors = {}
-        budget = self.budget.get("features", {})
         for name in self.config["features"]["extractors"]:
-            options = dict(budget.get(name, {}))
+            options = extractor_options(self.config, name)
             extractor = get_extractor(name, **options)
             if extractor.needs_fit:
                 stage = f"features/{name}"
@@ -246,7 +256,7 @@ class Pipeline:
         for extractor in self.extractors.values():
             classifier = getattr(extractor, "classifier", None)
             if classifier is not None:
-                return classifier
+                return classifier.predict
         return None
 
     def score(self) -> dict[str, dict[str, MetricResult]]:
@@ -275,13 +285,18 @@ class Pipeline:
                 self.features(extractor_name, self.fit_train), self.fit_train.labels,
                 holdout=self.features(extractor_name, self.holdout),
                 holdout_labels=self.holdout.labels, class_names=class_names)
+            effort = {"n_bootstrap": 200, "kid_subsets": 100, "ms_ssim_pairs": 200,
+                      **self.budget.get("metrics", {})}
             base = {"names": feature_names, "k": k, "space": space, "seed": self.seed,
+                    "effort": effort,
                     "train": self.fit_train.sha256(), "holdout": self.holdout.sha256()}
             stage = f"metrics/{extractor_name}/real-vs-real"
             path = self.run.path(stage, "metrics.json")
             if not self.run.is_done(stage, fingerprint(base)):
                 with self.run.stage(stage, fingerprint(base)):
-                    floor = real_floor(reference, metrics=feature_names, seed=self.seed)
+                    floor = real_floor(reference, metrics=feature_names, seed=self.seed,
+                                       n_bootstrap=effort["n_bootstrap"],
+                                       kid_subsets=effort["kid_subsets"])
                     write_json(path, {n: r.to_json() for n, r in floor.items()})
             for metric, value in read_json(path).items():
                 self.floors[metric + suffix] = MetricResult.from_json(metric + suffix, value)
@@ -302,16 +317,22 @@ class Pipeline:
                         wanted = [n for n in feature_names if set_name != "real-holdout"
                                   or "holdout" not in metric_spec(n).needs]
                         nb = ref.compare(features, images.labels)
-                        scored = evaluate_features(ref, features, images.labels,
-                                                   metrics=wanted, class_names=class_names,
-                                                   seed=self.seed, neighbourhoods=nb)
+                        scored = evaluate_features(
+                            ref, features, images.labels, metrics=wanted,
+                            class_names=class_names, seed=self.seed, neighbourhoods=nb,
+                            n_bootstrap=effort["n_bootstrap"],
+                            kid_subsets=effort["kid_subsets"])
                         if not suffix:
+                            # Predict once: label consistency and the audit share them.
+                            judge = self._judge()
+                            predicted = None if judge is None else judge(images.images)
                             scored.update(evaluate_images(
                                 images.images, images.labels, metrics=image_names,
-                                classifier=self._judge(), class_names=class_names,
-                                seed=self.seed))
-                            table = audit_table(ref, nb, images.labels, images=images.images,
-                                                classifier=self._judge())
+                                classifier=None if predicted is None else lambda _: predicted,
+                                class_names=class_names, seed=self.seed,
+                                n_bootstrap=effort["n_bootstrap"],
+                                ms_ssim_pairs=effort["ms_ssim_pairs"]))
+                            table = audit_table(ref, nb, images.labels, predicted=predicted)
                             write_audit_csv(self.run.path("metrics", "audit", f"{set_name}.csv"),
                                             table, class_names)
                         write_json(path, {n: r.to_json() for n, r in scored.items()})
@@ -329,8 +350,9 @@ class Pipeline:
         from synthlens.utility import BASELINE_NAME, UtilityConfig, UtilityEvaluator
 
         real = self.inputs.real
-        settings = {**self.budget.get("utility", {}),
-                    "protocols": list(self.config["utility"]["protocols"])}
+        settings = dict(self.budget.get("utility", {}))
+        if self.config["utility"]["protocols"] is not None:
+            settings["protocols"] = list(self.config["utility"]["protocols"])
         # Utility classifiers train on what the generators saw: train minus the holdout.
         fit_real = RealData(real.name, self.fit_train, real.val, real.test, source=real.source)
         evaluator = UtilityEvaluator(fit_real, config=UtilityConfig.from_dict(settings),
@@ -392,7 +414,7 @@ class Pipeline:
         self.generate()
         self.extract_features()
         metrics = self.score()
-        utility = self.utility() if self.config["utility"]["protocols"] else {}
+        utility = self.utility() if self.config["utility"]["protocols"] != [] else {}
         results = self.assemble(metrics, utility)
         from synthlens.analysis import analyse
 
@@ -416,7 +438,10 @@ def run(config: Mapping[str, Any], out: str | os.PathLike[str], *, mode: Mode = 
                              **{f"synthetic.{k}": v.sha256()
                                 for k, v in inputs.user_sets.items()})
         folder.record_seeds(seed=inputs.config["seed"])
-        Pipeline(inputs, folder, progress=progress, on_stage=on_stage).execute()
+        pipeline = Pipeline(inputs, folder, progress=progress, on_stage=on_stage)
+        pipeline.execute()
+        # How much feature extraction this invocation did (0 when everything was cached).
+        folder.manifest["runs"][-1]["feature_extractions"] = pipeline.cache.extractions
     except KeyboardInterrupt:
         folder.finish("interrupted")
         raise

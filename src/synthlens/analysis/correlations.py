@@ -37,6 +37,7 @@ from synthlens.analysis import table
 from synthlens.analysis.categories import metric_category
 from synthlens.analysis.findings import findings as make_findings
 from synthlens.analysis.scores import category_scores, minmax_rows
+from synthlens.analysis.spaces import space_agreement, space_findings
 from synthlens.analysis.stats import (
     EXACT_MAX_N,
     benjamini_hochberg,
@@ -80,15 +81,23 @@ def utility_status(results: dict[str, Any], set_name: str, metric: str, alpha: f
     p-value was recorded), ``no_difference``, or ``untested`` (neither a p-value nor a CI).
     """
     gain, gain_ci, p = table.utility_gain(results, set_name, metric)
+    entry = table.metric_entry(results, set_name, table.gain_name(metric)) or {}
+    n_seeds = len((entry.get("details") or {}).get("per_seed") or [])
+    # An exact two-sided Wilcoxon test over n seeds cannot go below 2 / 2^n (0.25 for 3
+    # seeds): then judge by the seed-and-image bootstrap CI instead of never deciding.
+    wilcoxon_can_decide = not (gain_ci is not None and n_seeds > 0
+                               and 2.0 / 2 ** n_seeds >= alpha)
     if not math.isfinite(gain):
         status = "unknown"
-    elif math.isfinite(p):
+    elif math.isfinite(p) and wilcoxon_can_decide:
         status = ("better" if gain > 0 else "worse") if p < alpha else "no_difference"
     elif gain_ci is not None:
         status = "better" if gain_ci[0] > 0 else "worse" if gain_ci[1] < 0 else "no_difference"
     else:
         status = "untested"
-    return {"gain": gain, "ci": gain_ci, "p_value": p, "status": status}
+    return {"gain": gain, "ci": gain_ci, "p_value": p, "status": status,
+            "decided_by": "p_value" if math.isfinite(p) and wilcoxon_can_decide
+            else "ci" if gain_ci is not None else None}
 
 
 def _replicates(results: dict[str, Any], sets: list[str], metric: str, n_boot: int,
@@ -340,7 +349,9 @@ def analyse(
         "utility_gains": gains,
         "best_sets": best_sets,
     }
-    out["findings"] = make_findings(results, out)
+    out["feature_space_agreement"] = space_agreement(results, sets)
+    out["findings"] = make_findings(results, out) + space_findings(
+        out["feature_space_agreement"])
     return _clean(out)
 
 

@@ -91,7 +91,8 @@ class DomainExtractor(Extractor):
             "channels": "as in the training split",
             "resize": None,
             "value_range": "x / 127.5 - 1 -> [-1, 1]",
-            "output": "global average of the last convolution block (penultimate layer)",
+            "output": "global average of the last convolution block (penultimate layer), "
+                      "standardised per feature with the real training split's mean and std",
         }
 
     @property
@@ -117,10 +118,22 @@ class DomainExtractor(Extractor):
             train, val = _stratified_split(train, self.val_fraction, seed)
         classifier = train_classifier(train, val, config=self.config, seed=seed,
                                       device=device, progress=progress, desc="domain encoder")
+        # Standardise each feature with the real training split's statistics: distances
+        # (and FID) are then in units of the real data's spread, not of an arbitrary
+        # activation scale that differs between trainings.
+        embedded = classifier.embed(train.images).astype(np.float64)
         self._set(classifier, {"train_sha256": train.sha256(), "seed": int(seed),
                                "image_shape": list(train.image_shape),
-                               "n_classes": int(val.n_classes)})
+                               "n_classes": int(val.n_classes),
+                               "feature_mean": embedded.mean(axis=0).tolist(),
+                               "feature_std": np.maximum(embedded.std(axis=0), 1e-6).tolist()})
         return self
+
+    @property
+    def classifier(self) -> TrainedClassifier | None:
+        """The fitted classifier behind the encoder (trained on the real training split);
+        the pipeline uses it as the label-consistency judge."""
+        return self._classifier
 
     def _set(self, classifier: TrainedClassifier, meta: dict[str, Any]) -> None:
         self._classifier = classifier
@@ -185,7 +198,12 @@ class DomainExtractor(Extractor):
 
     def _extract_batch(self, images: np.ndarray, device: str) -> np.ndarray:
         assert self._classifier is not None
-        return self._classifier.embed(images)
+        features = self._classifier.embed(images)
+        if "feature_mean" in self._meta:
+            mean = np.asarray(self._meta["feature_mean"], dtype=np.float32)
+            std = np.asarray(self._meta["feature_std"], dtype=np.float32)
+            features = (features - mean) / std
+        return features
 
 
 def _config(settings: dict[str, Any]) -> TrainConfig:

@@ -142,6 +142,7 @@ class Generator(ABC):
         self.device = "cpu"
         self.curves: dict[str, list[float]] = {}
         self.budget: Budget | None = None
+        self.train_counts: list[int] | None = None  # class counts of the training set
         self._fitted = False
 
     # ----------------------------------------------------------------- family hooks
@@ -175,6 +176,18 @@ class Generator(ABC):
         """Called before a stage's first step (also on resume); optional. It must not draw
         from the global RNG, or a resumed run would differ from an uninterrupted one."""
 
+    #: Budget options the harness itself reads (every other option must be a family knob).
+    HARNESS_OPTIONS: ClassVar[frozenset[str]] = frozenset({"stage_batch_sizes",
+                                                           "mixed_precision"})
+
+    def check_options(self, budget: Budget) -> None:
+        """Refuse budget options that are neither a knob of this family nor a harness
+        option: a misspelt option would otherwise be silently ignored."""
+        unknown = sorted(set(budget.options) - set(self.params) - self.HARNESS_OPTIONS)
+        if unknown:
+            raise ValueError(f"{self.family}: unknown budget options {unknown}; known: "
+                             f"{sorted(set(self.params) | self.HARNESS_OPTIONS)}")
+
     def setting(self, name: str, default: Any) -> Any:
         """A knob's value: the constructor's parameter when given (not ``None``), else the
         budget's ``options[name]``, else ``default``. Budgets scale architectures this way
@@ -201,8 +214,10 @@ class Generator(ABC):
         """Train on ``train``; resume from ``workdir/checkpoint.pt`` when it exists."""
         self.image_shape = train.image_shape
         self.class_names = train.class_names
+        self.train_counts = train.class_counts().tolist()
         self.device = resolve_device(device)
         self.budget = budget
+        self.check_options(budget)
         torch.manual_seed(seed)
         self._build(budget)
         workdir = Path(workdir) if workdir is not None else None
@@ -256,15 +271,23 @@ class Generator(ABC):
         return self
 
     @torch.no_grad()
-    def sample(self, n_per_class: int | Sequence[int] | np.ndarray, *, seed: int = 0,
-               batch_size: int = 256, name: str | None = None, **kwargs: Any) -> ImageSet:
-        """Draw ``n_per_class`` images of every class (an int, or one count per class).
+    def sample(self, n_per_class: int | Sequence[int] | np.ndarray | None = None, *,
+               seed: int = 0, batch_size: int = 256, name: str | None = None,
+               **kwargs: Any) -> ImageSet:
+        """Draw ``n_per_class`` images of every class (an int, or one count per class;
+        default: the class counts of the set the model was trained on).
 
-        The same seed gives the same images, whatever the batch size is not: keep it fixed.
+        The same seed and batch size give the same images (noise is drawn batch by batch, so
+        another batch size draws other images).
         Family-specific knobs (``truncation``, ``guidance_scale``...) pass through ``kwargs``.
         """
         if not self._fitted:
             raise RuntimeError(f"{type(self).__name__} is not fitted; call fit() or load()")
+        if n_per_class is None:  # default: the training set's class counts
+            if self.train_counts is None:
+                raise ValueError("n_per_class is needed: this model does not record the "
+                                 "class counts it was trained on")
+            n_per_class = self.train_counts
         counts = counts_per_class(n_per_class, self.n_classes)
         labels = torch.repeat_interleave(torch.arange(self.n_classes), torch.from_numpy(counts))
         generator = torch.Generator(device="cpu").manual_seed(seed)
@@ -299,6 +322,7 @@ class Generator(ABC):
         self = cls(**json.loads(meta["params"]))
         self.image_shape = tuple(meta["image_shape"])
         self.class_names = tuple(meta["class_names"])
+        self.train_counts = meta.get("train_counts")
         self.device = resolve_device(device)
         self.budget = Budget.from_dict(json.loads(meta["budget_json"]))
         self._build(self.budget)
@@ -312,6 +336,7 @@ class Generator(ABC):
         assert self.budget is not None and self.image_shape is not None
         return {"family": self.family, "params": json.dumps(self.params, sort_keys=True),
                 "image_shape": list(self.image_shape), "class_names": list(self.class_names),
+                "train_counts": self.train_counts,
                 "budget_json": json.dumps(self.budget.to_dict(), sort_keys=True)}
 
     def _log(self, stage: str, step: int, logs: Mapping[str, float]) -> None:

@@ -56,7 +56,8 @@ class DDPM(Generator):
     family = "ddpm"
     defaults: Mapping[str, Any] = {
         "base_channels": 64, "channel_mults": (1, 2, 2), "num_res_blocks": 2,
-        "attention_levels": (1,), "mid_attention": True, "dropout": 0.1, "num_train_timesteps": 1000,
+        "attention_levels": (1,), "mid_attention": True, "dropout": 0.1,
+        "num_train_timesteps": 1000,
         "beta_start": 1e-4, "beta_end": 0.02, "beta_schedule": "linear", "p_uncond": 0.1,
         "ema_decay": 0.999, "warmup": 200, "num_inference_steps": 50, "guidance_scale": 1.5,
         "eta": 0.0,
@@ -67,7 +68,8 @@ class DDPM(Generator):
                  channel_mults: tuple[int, ...] | list[int] | None = None,
                  num_res_blocks: int | None = None,
                  attention_levels: tuple[int, ...] | list[int] | None = None,
-                 mid_attention: bool | None = None, dropout: float | None = None, num_train_timesteps: int | None = None,
+                 mid_attention: bool | None = None, dropout: float | None = None,
+                 num_train_timesteps: int | None = None,
                  beta_start: float | None = None, beta_end: float | None = None,
                  beta_schedule: str | None = None, p_uncond: float | None = None,
                  ema_decay: float | None = None, warmup: int | None = None,
@@ -126,7 +128,8 @@ class DDPM(Generator):
             channels, channels, self.n_classes, base_channels=int(self.knob("base_channels")),
             channel_mults=mults, num_res_blocks=int(self.knob("num_res_blocks")),
             attention_levels=tuple(int(a) for a in self.knob("attention_levels")),
-            mid_attention=bool(self.knob("mid_attention")), dropout=float(self.knob("dropout"))).to(self.device)
+            mid_attention=bool(self.knob("mid_attention")),
+            dropout=float(self.knob("dropout"))).to(self.device)
         self.ema = copy.deepcopy(self.unet).eval()
         for p in self.ema.parameters():
             p.requires_grad_(False)

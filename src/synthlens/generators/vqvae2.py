@@ -7,13 +7,14 @@ features before the bottom map is quantised; the decoder sees both code maps (th
 of the authors' description and of the widely used ``rosinality/vq-vae-2-pytorch``).
 Codebooks follow EMA updates with commitment loss beta = 0.25 (:class:`VectorQuantizer`).
 
-Generation never touches real images: a class-conditional autoregressive prior draws the
-top code map, a second one draws the bottom map conditioned on the class and the top map,
-and the decoder renders them (the study trained one model per class; one class-conditional
-model is used here, which trains the shared codebook on all classes). The priors are gated
-PixelCNNs (``prior="pixelcnn"``, the paper's family without PixelSNAIL's attention) or small
-causal transformers with cached sampling (``prior="transformer"``, the default: on a CPU it
-samples a few thousand maps in seconds instead of minutes).
+Generation never touches real images: an autoregressive prior draws the top code map, a
+second one draws the bottom map conditioned on the top map, and the decoder renders them.
+As in the study, each class gets its own pair of priors (``prior_per_class``; the
+autoencoder and its codebooks are shared, so the code maps of all classes live in one
+space); ``prior_per_class=False`` trains one pair conditioned on a class token. The priors
+are gated PixelCNNs (``prior="pixelcnn"``, the paper's family without PixelSNAIL's
+attention) or small causal transformers with cached sampling (``prior="transformer"``, the
+default: on a CPU it samples a few thousand maps in seconds instead of minutes).
 
 At 28×28 the image is reflect-padded to 32×32, giving 4×4 top and 8×8 bottom code maps
 (64 / 256 px inputs give 8×8 / 16×16 and 32×32 / 64×64, as in the paper).
@@ -129,6 +130,9 @@ class VQVAE2(Generator):
         Commitment weight beta [0.25] and codebook EMA decay [0.99].
     prior:
         ``transformer`` [default] or ``pixelcnn``.
+    prior_per_class:
+        One pair of priors per class, each trained on its class's codes only [True, as the
+        study trained one model per class]; False: one pair conditioned on a class token.
     prior_channels, prior_layers, prior_layers_bottom, prior_kernel:
         Prior width [128], depth of the top prior [4 transformer blocks / 8 PixelCNN
         layers] and of the bottom prior [same + 2], PixelCNN kernel [5].
@@ -148,6 +152,7 @@ class VQVAE2(Generator):
                  n_res_blocks: int | None = None, num_codes: int | None = None,
                  code_dim: int | None = None, commitment: float | None = None,
                  ema_decay: float | None = None, prior: str | None = None,
+                 prior_per_class: bool | None = None,
                  prior_channels: int | None = None, prior_layers: int | None = None,
                  prior_layers_bottom: int | None = None, prior_kernel: int | None = None,
                  prior_dropout: float | None = None, prior_lr: float | None = None,
@@ -155,6 +160,7 @@ class VQVAE2(Generator):
         super().__init__(channels=channels, res_channels=res_channels,
                          n_res_blocks=n_res_blocks, num_codes=num_codes, code_dim=code_dim,
                          commitment=commitment, ema_decay=ema_decay, prior=prior,
+                         prior_per_class=prior_per_class,
                          prior_channels=prior_channels, prior_layers=prior_layers,
                          prior_layers_bottom=prior_layers_bottom, prior_kernel=prior_kernel,
                          prior_dropout=prior_dropout, prior_lr=prior_lr,
@@ -183,31 +189,41 @@ class VQVAE2(Generator):
         kind = str(self.setting("prior", "transformer"))
         top, bottom = self.work_size // 8, self.work_size // 4
         self.top_shape, self.bottom_shape = (top, top), (bottom, bottom)
+        # One prior pair per class (the study's set-up), or one pair conditioned on the class.
+        self.per_class = bool(self.setting("prior_per_class", True))
+        n_models = self.n_classes if self.per_class else 1
+        classes = 1 if self.per_class else self.n_classes
         if kind == "pixelcnn":
             kernel = int(self.setting("prior_kernel", 5))
             top_layers = int(self.setting("prior_layers", 8))
             bottom_layers = int(self.setting("prior_layers_bottom", top_layers + 2))
-            self.top_prior: GatedPixelCNN | CodeTransformer = GatedPixelCNN(
-                num_codes, dim=dim, n_layers=top_layers, kernel=kernel,
-                n_classes=self.n_classes)
-            self.bottom_prior: GatedPixelCNN | CodeTransformer = GatedPixelCNN(
-                num_codes, dim=dim, n_layers=bottom_layers, kernel=kernel,
-                n_classes=self.n_classes, cond_codes=num_codes, cond_upsample=2)
+
+            def make_top() -> nn.Module:
+                return GatedPixelCNN(num_codes, dim=dim, n_layers=top_layers, kernel=kernel,
+                                     n_classes=classes)
+
+            def make_bottom() -> nn.Module:
+                return GatedPixelCNN(num_codes, dim=dim, n_layers=bottom_layers, kernel=kernel,
+                                     n_classes=classes, cond_codes=num_codes, cond_upsample=2)
         elif kind == "transformer":
             top_layers = int(self.setting("prior_layers", 4))
             bottom_layers = int(self.setting("prior_layers_bottom", top_layers + 2))
             dropout = float(self.setting("prior_dropout", 0.1))
-            self.top_prior = CodeTransformer(num_codes, self.top_shape, dim=dim,
-                                             n_layers=top_layers, dropout=dropout,
-                                             n_classes=self.n_classes)
-            self.bottom_prior = CodeTransformer(num_codes, self.bottom_shape, dim=dim,
-                                                n_layers=bottom_layers, dropout=dropout,
-                                                n_classes=self.n_classes, cond_codes=num_codes,
-                                                cond_shape=self.top_shape)
+
+            def make_top() -> nn.Module:
+                return CodeTransformer(num_codes, self.top_shape, dim=dim, n_layers=top_layers,
+                                       dropout=dropout, n_classes=classes)
+
+            def make_bottom() -> nn.Module:
+                return CodeTransformer(num_codes, self.bottom_shape, dim=dim,
+                                       n_layers=bottom_layers, dropout=dropout,
+                                       n_classes=classes, cond_codes=num_codes,
+                                       cond_shape=self.top_shape)
         else:
             raise ValueError(f"prior must be 'transformer' or 'pixelcnn', got {kind!r}")
-        self.top_prior.to(self.device)
-        self.bottom_prior.to(self.device)
+        self.top_prior = nn.ModuleList([make_top() for _ in range(n_models)]).to(self.device)
+        self.bottom_prior = nn.ModuleList([make_bottom() for _ in range(n_models)]).to(
+            self.device)
         prior_lr = float(self.setting("prior_lr", budget.lr))
         self.optimisers = {
             "vqvae": torch.optim.Adam(self.net.parameters(), lr=budget.lr),
@@ -242,10 +258,11 @@ class VQVAE2(Generator):
                 _, _, _, id_t, id_b = self.net.encode(x)
             if stage == "top_prior":
                 self.top_prior.train()
-                loss = F.cross_entropy(self.top_prior(id_t, labels), id_t)
+                loss = F.cross_entropy(self._prior_logits(self.top_prior, id_t, labels), id_t)
             else:
                 self.bottom_prior.train()
-                loss = F.cross_entropy(self.bottom_prior(id_b, labels, cond_codes=id_t), id_b)
+                loss = F.cross_entropy(
+                    self._prior_logits(self.bottom_prior, id_b, labels, id_t), id_b)
             logs = {"nll": float(loss.detach())}
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
@@ -259,11 +276,41 @@ class VQVAE2(Generator):
             raise TypeError(f"vqvae2.sample() got unknown options {sorted(kwargs)}")
         for module in (self.net, self.top_prior, self.bottom_prior):
             module.eval()
-        id_t = self.top_prior.sample(labels, self.top_shape, generator=generator,
-                                     temperature=temperature)
-        id_b = self.bottom_prior.sample(labels, self.bottom_shape, generator=generator,
-                                        cond_codes=id_t, temperature=temperature)
+        id_t = self._prior_sample(self.top_prior, labels, self.top_shape, generator,
+                                  None, temperature)
+        id_b = self._prior_sample(self.bottom_prior, labels, self.bottom_shape, generator,
+                                  id_t, temperature)
         return crop_to(self.net.decode_codes(id_t, id_b), self.size)
+
+    def _prior_logits(self, priors: nn.ModuleList, codes: torch.Tensor, labels: torch.Tensor,
+                      cond: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits of every code under its class's prior (or the shared conditional one)."""
+        if not self.per_class:
+            return priors[0](codes, labels, cond_codes=cond)
+        out: torch.Tensor | None = None
+        for label in labels.unique().tolist():
+            mask = labels == label
+            logits = priors[label](codes[mask], torch.zeros_like(labels[mask]),
+                                   cond_codes=None if cond is None else cond[mask])
+            if out is None:
+                out = logits.new_empty((len(labels), *logits.shape[1:]))
+            out[mask] = logits
+        assert out is not None
+        return out
+
+    def _prior_sample(self, priors: nn.ModuleList, labels: torch.Tensor,
+                      shape: tuple[int, int], generator: torch.Generator,
+                      cond: torch.Tensor | None, temperature: float) -> torch.Tensor:
+        if not self.per_class:
+            return priors[0].sample(labels, shape, generator=generator, cond_codes=cond,
+                                    temperature=temperature)
+        out = torch.empty(len(labels), *shape, dtype=torch.long, device=labels.device)
+        for label in labels.unique().tolist():  # sorted: a fixed order of random draws
+            mask = labels == label
+            out[mask] = priors[label].sample(
+                torch.zeros_like(labels[mask]), shape, generator=generator,
+                cond_codes=None if cond is None else cond[mask], temperature=temperature)
+        return out
 
     @torch.no_grad()
     def encode_codes(self, images: np.ndarray | ImageSet,

@@ -16,7 +16,6 @@ Image-level metrics go through :func:`evaluate_images`; the run-level ``variety`
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -225,7 +224,3 @@ def _labels(labels: np.ndarray | None, n: int) -> np.ndarray | None:
     if not np.issubdtype(labels.dtype, np.integer):
         raise InputError("synthetic labels", f"must be integers, got dtype {labels.dtype}")
     return labels.astype(np.int64)
-
-
-def is_finite(result: MetricResult) -> bool:
-    return math.isfinite(result.value)

@@ -279,21 +279,33 @@ class Density(Metric):
 ALPHAS = np.linspace(0.0, 1.0, 30)
 
 
+def _rows64(x: np.ndarray, unit: bool) -> np.ndarray:
+    rows = np.asarray(x, np.float64)
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True) if unit else rows
+
+
+def center_distances(x: np.ndarray, center: np.ndarray, unit: bool = False,
+                     block: int = 4096) -> np.ndarray:
+    """``||x_i − center||`` in float64, blockwise (rows unit-normalised first if ``unit``)."""
+    return np.concatenate([np.linalg.norm(_rows64(x[s:s + block], unit) - center, axis=1)
+                           for s in range(0, x.shape[0], block)])
+
+
+def row_mean(x: np.ndarray, unit: bool = False, block: int = 4096) -> np.ndarray:
+    total = sum(_rows64(x[s:s + block], unit).sum(axis=0) for s in range(0, x.shape[0], block))
+    return np.asarray(total) / x.shape[0]
+
+
 def _center_distances(ref: RealReference, x: np.ndarray, center: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, np.float64)
-    if ref.distance == "cosine":
-        x = x / np.linalg.norm(x, axis=1, keepdims=True)
-    return np.linalg.norm(x - center, axis=1)
+    return center_distances(x, center, ref.distance == "cosine")
 
 
 def _real_center(ref: RealReference) -> tuple[np.ndarray, np.ndarray]:
     """Centre of the real features and each real sample's distance to it (cached)."""
     def compute() -> tuple[np.ndarray, np.ndarray]:
-        x = np.asarray(ref.features_, np.float64)
-        if ref.distance == "cosine":
-            x = x / np.linalg.norm(x, axis=1, keepdims=True)
-        center = x.mean(axis=0)
-        return center, np.linalg.norm(x - center, axis=1)
+        unit = ref.distance == "cosine"
+        center = row_mean(ref.features_, unit)
+        return center, center_distances(ref.features_, center, unit)
     return ref.cached(("alpha_center",), compute)
 
 
@@ -341,11 +353,10 @@ class AlphaPrecision(Metric):
                 if sel.sum() < self.min_n or idx.size < self.min_n:
                     per_class[ctx.class_name(label)] = math.nan
                     continue
-                xc = np.asarray(ref.features_[idx], np.float64)
-                if ref.distance == "cosine":
-                    xc = xc / np.linalg.norm(xc, axis=1, keepdims=True)
-                cc = xc.mean(axis=0)
-                rc = np.quantile(np.linalg.norm(xc - cc, axis=1), ALPHAS)
+                unit = ref.distance == "cosine"
+                xc = ref.features_[idx]
+                cc = row_mean(xc, unit)
+                rc = np.quantile(center_distances(xc, cc, unit), ALPHAS)
                 per_class[ctx.class_name(label)] = float(integrated_curve_score(
                     alpha_precision_curve(_center_distances(ref, x[sel], cc), rc)))
         return self.result(ctx, value, ci=ci, per_class=per_class,

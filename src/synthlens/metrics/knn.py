@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -292,7 +291,10 @@ class _FloatSpace:
 
     def exact(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         diff = self.transform(a) - self.transform(b)
-        return np.einsum("ij,ij->i", diff, diff)
+        diff *= diff
+        # numpy's pairwise row sum: the same rounding for a pair wherever its rows sit in
+        # memory, so a distance compared with a radius computed elsewhere matches it bitwise.
+        return diff.sum(axis=1)
 
 
 class _HammingSpace:
@@ -980,7 +982,3 @@ def knn(query: np.ndarray, reference: np.ndarray | None = None, k: int = 5, *,
     """Exact ``k`` nearest neighbours (see :class:`NeighbourEngine`)."""
     engine = NeighbourEngine(distance, device=device, precision=precision, memory_mb=memory_mb)
     return engine.knn(query, reference, k)
-
-
-def _warn(message: str) -> None:
-    warnings.warn(message, RuntimeWarning, stacklevel=3)

@@ -20,7 +20,13 @@ from PIL import Image
 from synthlens.io import write_bytes
 from synthlens.metrics.base import MetricResult
 from synthlens.metrics.context import EvaluationContext, Metric, bootstrap_ci
-from synthlens.metrics.fidelity import ALPHAS, _conditional, integrated_curve_score
+from synthlens.metrics.fidelity import (
+    ALPHAS,
+    _conditional,
+    center_distances,
+    integrated_curve_score,
+    row_mean,
+)
 from synthlens.metrics.ssim import ms_ssim
 
 
@@ -100,13 +106,12 @@ class BetaRecall(Metric):
         if ctx.n < self.min_n:
             return self.skipped(ctx, f"needs at least {self.min_n} samples, got {ctx.n}")
         nb = ctx.neighbourhoods
-        xs = np.asarray(x, np.float64)
-        if ref.distance == "cosine":
-            xs = xs / np.linalg.norm(xs, axis=1, keepdims=True)
-        syn_center = xs.mean(axis=0)
+        unit = ref.distance == "cosine"
+        syn_center = row_mean(x, unit)
         nearest = nb.real_to_synthetic.indices[:, 0]
         covered = nb.real_to_synthetic.scores[:, 0] <= ref.nn1_
-        closest_d = np.linalg.norm(xs[nearest] - syn_center, axis=1)
+        # distance of each real sample's nearest synthetic sample to the synthetic centre
+        closest_d = center_distances(x, syn_center, unit)[nearest]
         curve = beta_recall_curve(covered, closest_d)
         value = float(integrated_curve_score(curve))
         joint = np.stack([covered.astype(np.float64), closest_d], axis=1)
@@ -128,13 +133,25 @@ def vendi_score(x: np.ndarray) -> float:
     The non-zero eigenvalues of ``K/n = X̂ X̂ᵀ / n`` (n×n) equal those of ``X̂ᵀ X̂ / n`` (d×d),
     so the smaller of the two is decomposed (the dual d×d form when n > d).
     """
-    x = np.asarray(x, np.float64)
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    if (norms == 0).any():
-        raise ValueError("vendi: all-zero feature rows have no cosine similarity")
-    xn = x / norms
-    n, d = xn.shape
-    gram = xn @ xn.T if n <= d else xn.T @ xn
+    x = np.asarray(x)
+    n, d = x.shape
+    block = 4096
+    if n <= d:
+        xn = np.asarray(x, np.float64)
+        norms = np.linalg.norm(xn, axis=1, keepdims=True)
+        if (norms == 0).any():
+            raise ValueError("vendi: all-zero feature rows have no cosine similarity")
+        xn = xn / norms
+        gram = xn @ xn.T
+    else:
+        gram = np.zeros((d, d))
+        for s in range(0, n, block):  # blockwise: memory stays at d×d plus one block
+            xb = np.array(x[s:s + block], dtype=np.float64)  # a copy: normalised in place
+            norms = np.linalg.norm(xb, axis=1, keepdims=True)
+            if (norms == 0).any():
+                raise ValueError("vendi: all-zero feature rows have no cosine similarity")
+            xb /= norms
+            gram += xb.T @ xb
     vals = np.linalg.eigvalsh(gram / n)
     vals = vals[vals > 1e-12]
     return float(np.exp(-np.sum(vals * np.log(vals))))
