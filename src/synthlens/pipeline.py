@@ -108,6 +108,13 @@ def _sweep(spec: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
             for value in sample[knob]]
 
 
+def _fixed(predicted: np.ndarray | None) -> Callable[[np.ndarray], np.ndarray] | None:
+    """A classifier stand-in that returns predictions already made for the same images."""
+    if predicted is None:
+        return None
+    return lambda _images: predicted
+
+
 class Pipeline:
     """One run: resolved config + validated inputs + run folder."""
 
@@ -328,7 +335,7 @@ class Pipeline:
                             predicted = None if judge is None else judge(images.images)
                             scored.update(evaluate_images(
                                 images.images, images.labels, metrics=image_names,
-                                classifier=None if predicted is None else lambda _: predicted,
+                                classifier=_fixed(predicted),
                                 class_names=class_names, seed=self.seed,
                                 n_bootstrap=effort["n_bootstrap"],
                                 ms_ssim_pairs=effort["ms_ssim_pairs"]))
