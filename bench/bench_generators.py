@@ -116,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--sweep", action="store_true", help="StyleGAN2 truncation sweep")
     parser.add_argument("--report", action="store_true", help="print the markdown table")
+    parser.add_argument("--skip-done", action="store_true",
+                        help="skip families that already have results for this budget")
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -138,6 +140,9 @@ def main(argv: list[str] | None = None) -> int:
     write_json(results_path, results)
 
     for family in [f for f in args.families.split(",") if f]:
+        done = results.get("families", {}).get(family, {})
+        if args.skip_done and done.get("budget") == args.budget:
+            continue
         budget = budget_for(args.budget, family)
         workdir = out / family
         entry = results.setdefault("families", {}).get(family, {})
