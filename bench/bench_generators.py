@@ -1,24 +1,28 @@
-"""Train generator families on PneumoniaMNIST at a named budget and measure what the
-generators issue asks: fit and sampling times, sample counts, FID in an in-domain feature
-space against the ``noise`` reference and real images, label consistency under a
-real-trained classifier, k-NN precision/recall, and the StyleGAN2 truncation sweep.
+"""Measure what the generators issue asks of a `synthlens run` that trained generators on
+PneumoniaMNIST: per-family training and sampling times, sample counts, reload
+determinism, FID in an in-domain feature space against the ``noise`` reference and real
+images, label consistency under a real-trained classifier, k-NN precision / recall and
+the StyleGAN2 truncation sweep.
 
-    python bench/bench_generators.py --budget standard --families ldm,vqvae2 \
-        --out runs/bench-generators
+    synthlens run configs/pneumoniamnist.yaml --out runs/pneumonia-std --stop-after generate
+    python bench/bench_generators.py runs/pneumonia-std --check-reload
 
-Resumable: each family trains in ``OUT/FAMILY`` with the harness's checkpoints, and a family
-whose ``model.pt`` exists is loaded instead of retrained. Results accumulate in
-``OUT/results.json``; ``--report`` prints the markdown table for docs/benchmarks.md.
+Times come from the run's manifest (each ``generators/<name>`` stage: training plus
+sampling of all its sets); ``--check-reload`` reloads every ``model.pt``, samples again
+with the run's seed, times it and checks the images are identical to the saved set.
+Results go to ``RUN/bench/generators.json``; ``--report`` prints the markdown tables for
+docs/benchmarks.md.
 
-The in-domain feature space: the penultimate layer (128-d) of a SmallCNN trained on the
-real training split (model selection on val), the same network that judges label
-consistency; FID is the Fréchet distance between Gaussians fitted to those features.
+The judge and the in-domain feature space: a SmallCNN trained on the run's generator
+training split (model selection on val) with the ``standard`` utility augmentations and
+balanced class weights; its penultimate layer (128-d) is the feature space, FID the
+Fréchet distance of Gaussians fitted to those features (scipy, independent of
+synthlens.metrics), k-NN precision / recall come from the ``prdc`` package (k = 5).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -29,39 +33,24 @@ import numpy as np
 import torch
 import yaml
 from scipy import linalg
+from scipy.stats import spearmanr
 
 from synthlens.data.dataset import ImageSet
-from synthlens.data.splits import reserve_holdout
-from synthlens.generators import GENERATORS, Budget, get_generator, load_generator
-from synthlens.generators.grid import write_sample_grid
-from synthlens.generators.references import noise_reference
+from synthlens.data.npz import load_imageset, load_npz
+from synthlens.generators import load_generator
 from synthlens.io import read_json, write_json
-from synthlens.utility.classifiers import TrainConfig, train_classifier
+from synthlens.pipeline import sweep_variants
+from synthlens.utility.classifiers import (
+    TrainConfig,
+    TrainedClassifier,
+    build_classifier,
+    train_classifier,
+)
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "pneumoniamnist.npz"
-BUDGETS = Path(__file__).resolve().parents[1] / "src" / "synthlens" / "configs" / "budgets.yaml"
-CLASSES = ("normal", "pneumonia")
-HOLDOUT = 0.1
-
-
-def load_splits() -> tuple[ImageSet, ImageSet, ImageSet, ImageSet]:
-    """(generator training set, holdout, val, test): the harness's stratified 10% holdout
-    (seed 0) is taken out of train, so generators see 90% of the training split."""
-    d = np.load(DATA)
-    train = ImageSet(d["train_images"], d["train_labels"], CLASSES, split="train")
-    fit, holdout = reserve_holdout(train, HOLDOUT, seed=0)
-    return (fit, holdout, ImageSet(d["val_images"], d["val_labels"], CLASSES, split="val"),
-            ImageSet(d["test_images"], d["test_labels"], CLASSES, split="test"))
-
-
-def full_train_counts() -> np.ndarray:
-    d = np.load(DATA)
-    return np.bincount(d["train_labels"][:, 0], minlength=len(CLASSES))
-
-
-def budget_for(name: str, family: str) -> Budget:
-    config = yaml.safe_load(BUDGETS.read_text())
-    return Budget.from_dict(config[name]["generators"][family])
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "pneumoniamnist.npz"
+JUDGE = TrainConfig(arch="small_cnn", epochs=12, batch_size=64, width=32, lr=0.004,
+                    augment_intensity=0.2, class_weighting=True)
+SWEEP_PSIS = (0.2, 0.4, 0.6, 0.8, 1.0)  # the issue's acceptance range
 
 
 def fid(a: np.ndarray, b: np.ndarray) -> float:
@@ -73,133 +62,162 @@ def fid(a: np.ndarray, b: np.ndarray) -> float:
     return float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * np.sqrt(eig).sum())
 
 
-def knn_precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 5) -> tuple[float, float]:
-    from prdc import compute_prdc
-
-    out = compute_prdc(real_features=real, fake_features=fake, nearest_k=k)
-    return float(out["precision"]), float(out["recall"])
-
-
 class Judge:
     """Real-trained classifier: label consistency and the in-domain feature space."""
 
-    def __init__(self, out: Path, train: ImageSet, val: ImageSet) -> None:
-        path = out / "judge.pt"
-        config = TrainConfig(epochs=12, width=32)
-        torch.manual_seed(0)
-        if path.exists():
-            from synthlens.utility.classifiers import TrainedClassifier, build_classifier
-            model = build_classifier("small_cnn", 1, len(CLASSES), width=32)
-            model.load_state_dict(torch.load(path, weights_only=True))
-            self.clf = TrainedClassifier(model, len(CLASSES), config, [])
+    def __init__(self, path: Path, train: ImageSet, val: ImageSet) -> None:
+        saved = torch.load(path, weights_only=True) if path.exists() else None
+        if saved is not None and saved["train_sha256"] == train.sha256():
+            model = build_classifier(JUDGE.arch, train.channels, train.n_classes,
+                                     **JUDGE.model_kwargs(train.image_shape))
+            model.load_state_dict(saved["state"])
+            self.clf = TrainedClassifier(model, train.n_classes, JUDGE, [])
         else:
-            self.clf = train_classifier(train, val, config=config, seed=0, desc="judge")
-            torch.save(self.clf.model.state_dict(), path)
+            self.clf = train_classifier(train, val, config=JUDGE, seed=0, desc="judge")
+            torch.save({"state": self.clf.model.state_dict(), "train_sha256": train.sha256()},
+                       path)
+        self.reference = self.clf.embed(train.images)
 
-    def scores(self, images: ImageSet, reference: np.ndarray) -> dict[str, object]:
+    def scores(self, images: ImageSet) -> dict[str, object]:
+        from prdc import compute_prdc
+
         pred = self.clf.predict(images.images)
-        per_class = [float((pred[images.labels == c] == c).mean()) for c in range(len(CLASSES))]
+        per_class = [float((pred[images.labels == c] == c).mean())
+                     for c in range(images.n_classes)]
         feats = self.clf.embed(images.images)
-        precision, recall = knn_precision_recall(reference, feats)
+        knn = compute_prdc(real_features=self.reference, fake_features=feats, nearest_k=5)
         return {"label_consistency": float((pred == images.labels).mean()),
                 "label_consistency_per_class": per_class,
-                "fid_domain": fid(reference, feats), "knn_precision": precision,
-                "knn_recall": recall, "n": len(images)}
+                "fid_domain": fid(self.reference, feats),
+                "knn_precision": float(knn["precision"]), "knn_recall": float(knn["recall"]),
+                "n": len(images), "class_counts": images.class_counts().tolist()}
+
+
+def check_reload(run: Path, name: str, variants: list[tuple[str, dict]], seed: int,
+                 ) -> dict[str, dict[str, object]]:
+    """Reload ``model.pt``, resample every set with the run's seed, compare and time."""
+    model = load_generator(run / "generators" / name / "model.pt")
+    out = {}
+    for set_name, options in variants:
+        saved = load_imageset(run / "sets" / set_name / "samples.npz")
+        start = time.perf_counter()
+        again = model.sample(saved.class_counts(), seed=seed + 1, **options)
+        out[set_name] = {"sample_s": time.perf_counter() - start,
+                         "identical": bool(np.array_equal(again.images, saved.images)
+                                           and np.array_equal(again.labels, saved.labels))}
+        print(f"reload {set_name}: {out[set_name]}", flush=True)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--budget", default="standard")
-    parser.add_argument("--families", default=",".join(GENERATORS))
-    parser.add_argument("--out", default="runs/bench-generators")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--sweep", action="store_true", help="StyleGAN2 truncation sweep")
-    parser.add_argument("--report", action="store_true", help="print the markdown table")
-    parser.add_argument("--skip-done", action="store_true",
-                        help="skip families that already have results for this budget")
+    parser.add_argument("run", type=Path, help="a run folder (synthlens run ...)")
+    parser.add_argument("--data", type=Path, default=DATA,
+                        help="the MedMNIST .npz the run used (for val and test)")
+    parser.add_argument("--check-reload", action="store_true")
+    parser.add_argument("--judge", type=Path, default=None,
+                        help="judge checkpoint to reuse or write (default RUN/bench/judge.pt; "
+                             "retrained when it was fitted on other data)")
+    parser.add_argument("--only", default=None, metavar="NAMES",
+                        help="comma-separated generator names to (re)measure; the others "
+                             "keep their figures from an earlier call")
+    parser.add_argument("--report", action="store_true", help="print the markdown tables")
     args = parser.parse_args(argv)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    results_path = out / "results.json"
-    results = read_json(results_path) if results_path.exists() else {}
+    out = args.run / "bench"
+    out.mkdir(exist_ok=True)
+    results_path = out / "generators.json"
     if args.report:
-        print(markdown(results))
+        print(markdown(read_json(results_path)))
         return 0
+    if not args.data.exists():
+        print(f"{args.data}: not found; pass --data", file=sys.stderr)
+        return 2
 
-    train, holdout, val, test = load_splits()
-    counts = full_train_counts()
-    judge = Judge(out, train, val)
-    reference = judge.clf.embed(train.images)
-    results["machine"] = {"cpu": platform.processor() or platform.machine(),
-                          "threads": torch.get_num_threads(), "torch": torch.__version__}
-    results.setdefault("anchors", {})
-    results["anchors"]["real-holdout"] = judge.scores(holdout, reference)
-    results["anchors"]["real-test"] = judge.scores(test, reference)
-    results["anchors"]["noise"] = judge.scores(noise_reference(train, counts, seed=1), reference)
+    config = yaml.safe_load((args.run / "config.yaml").read_text())
+    manifest = read_json(args.run / "manifest.json")
+    real = load_npz(args.data)
+    if real.train.sha256() != manifest["inputs"]["real.train"]:
+        print(f"{args.data}: not the training data of {args.run}", file=sys.stderr)
+        return 2
+    train = load_imageset(args.run / "data" / "train.npz")  # the generators' training split
+    judge = Judge(args.judge or out / "judge.pt", train, real.val)
+    seed = int(config["seed"])
+    results = {"run": str(args.run), "budget": config["budget"],
+               "machine": {"cpu": platform.processor() or platform.machine(),
+                           "cores": os.cpu_count(), "threads": torch.get_num_threads(),
+                           "torch": torch.__version__},
+               "generator_training_images": len(train), "generators": {}, "sets": {},
+               "anchors": {"real-test": judge.scores(real.test)}}
+    only = set(args.only.split(",")) if args.only else None
+    if only and results_path.exists():
+        earlier = read_json(results_path)
+        results["generators"] = earlier["generators"]
+        results["sets"] = earlier["sets"]
+    for name in config["references"]:
+        results["anchors"][name] = judge.scores(
+            load_imageset(args.run / "sets" / name / "samples.npz"))
     write_json(results_path, results)
 
-    for family in [f for f in args.families.split(",") if f]:
-        done = results.get("families", {}).get(family, {})
-        if args.skip_done and done.get("budget") == args.budget:
+    for spec in config["generators"]:
+        name, variants = spec["name"], sweep_variants(spec)
+        if only and name not in only:
             continue
-        budget = budget_for(args.budget, family)
-        workdir = out / family
-        entry = results.setdefault("families", {}).get(family, {})
-        if (workdir / "model.pt").exists():
-            model = load_generator(workdir / "model.pt")
-        else:
-            start, cpu = time.perf_counter(), time.process_time()
-            load = os.getloadavg()[0]
-            model = get_generator(family).fit(train, budget, seed=args.seed, workdir=workdir)
-            entry["fit_s"] = time.perf_counter() - start
-            entry["fit_cpu_s"] = time.process_time() - cpu
-            entry["load_avg"] = [load, os.getloadavg()[0]]
-            model.save(workdir / "model.pt")
-        start, cpu = time.perf_counter(), time.process_time()
-        synthetic = model.sample(counts, seed=args.seed + 1)
-        entry["sample_s"] = time.perf_counter() - start
-        entry["sample_cpu_s"] = time.process_time() - cpu
-        entry["budget"] = args.budget
-        entry.update(judge.scores(synthetic, reference))
-        entry["class_counts"] = synthetic.class_counts().tolist()
-        write_sample_grid(synthetic, workdir / "grid.png", per_class=10, scale=3)
-        results["families"][family] = entry
+        stage = manifest["stages"].get(f"generators/{name}", {})
+        if stage.get("status") != "done":
+            print(f"{name}: not trained in this run, skipped", flush=True)
+            continue
+        entry = {"family": spec["family"], "stage_s": stage["seconds"],
+                 "sets": [s for s, _ in variants]}
+        if args.check_reload:
+            entry["reload"] = check_reload(args.run, name, variants, seed)
+            entry["fit_s"] = stage["seconds"] - sum(r["sample_s"]
+                                                    for r in entry["reload"].values())
+        results["generators"][name] = entry
+        for set_name, options in variants:
+            images = load_imageset(args.run / "sets" / set_name / "samples.npz")
+            results["sets"][set_name] = {"generator": name, "options": options,
+                                         **judge.scores(images)}
+            print(set_name, results["sets"][set_name], flush=True)
         write_json(results_path, results)
-        print(family, json.dumps(entry), flush=True)
 
-        if family == "stylegan2" and args.sweep:
-            sweep = {}
-            for psi in (0.0, 0.2, 0.4, 0.6, 0.8, 1.0):
-                s = model.sample(counts, seed=args.seed + 1, truncation=psi)
-                sweep[f"{psi:.1f}"] = judge.scores(s, reference)
-                write_sample_grid(s, workdir / f"grid_psi{psi:.1f}.png", per_class=10, scale=3)
-            from scipy.stats import spearmanr
-            psis = [0.2, 0.4, 0.6, 0.8, 1.0]
-            prec = [sweep[f"{p:.1f}"]["knn_precision"] for p in psis]
-            rec = [sweep[f"{p:.1f}"]["knn_recall"] for p in psis]
-            results["truncation_sweep"] = {
-                "psi": sweep, "spearman_precision": float(spearmanr(psis, prec)[0]),
-                "spearman_recall": float(spearmanr(psis, rec)[0])}
-            write_json(results_path, results)
-            print("sweep", json.dumps(results["truncation_sweep"]), flush=True)
+    sweep = {psi: results["sets"].get(f"stylegan2-truncation{psi:g}") for psi in SWEEP_PSIS}
+    if all(sweep.values()):
+        results["truncation_sweep"] = {
+            "psi": list(SWEEP_PSIS),
+            "spearman_precision": float(spearmanr(
+                SWEEP_PSIS, [sweep[p]["knn_precision"] for p in SWEEP_PSIS])[0]),
+            "spearman_recall": float(spearmanr(
+                SWEEP_PSIS, [sweep[p]["knn_recall"] for p in SWEEP_PSIS])[0])}
+    write_json(results_path, results)
     print(markdown(results))
     return 0
 
 
 def markdown(results: dict) -> str:
-    lines = ["| set | budget | fit wall / CPU (s) | sample wall / CPU (s) | n (normal/pneumonia) "
-             "| FID (domain) | label consistency (normal / pneumonia) | k-NN precision | "
-             "k-NN recall |", "|---|---|---|---|---|---|---|---|---|"]
-    for name, e in {**results.get("families", {}), **results.get("anchors", {})}.items():
-        per = e["label_consistency_per_class"]
-        lines.append(
-            f"| {name} | {e.get('budget', '-')} | {e.get('fit_s', float('nan')):.0f} / "
-            f"{e.get('fit_cpu_s', float('nan')):.0f} | {e.get('sample_s', float('nan')):.0f} / "
-            f"{e.get('sample_cpu_s', float('nan')):.0f} | "
-            f"{'/'.join(map(str, e.get('class_counts', ['-'])))} | {e['fid_domain']:.2f} | "
-            f"{e['label_consistency']:.3f} ({per[0]:.2f} / {per[1]:.2f}) | "
-            f"{e['knn_precision']:.3f} | {e['knn_recall']:.3f} |")
+    lines = ["| generator | family | stage (s) | training (s) | resample (s) | reload identical |",
+             "|---|---|---|---|---|---|"]
+    total = 0.0
+    for name, e in results["generators"].items():
+        total += e["stage_s"]
+        reload = e.get("reload", {})
+        lines.append(f"| {name} | {e['family']} | {e['stage_s']:.0f} | "
+                     f"{e.get('fit_s', float('nan')):.0f} | "
+                     f"{sum(r['sample_s'] for r in reload.values()):.0f} | "
+                     f"{all(r['identical'] for r in reload.values()) if reload else '-'} |")
+    lines.append(f"| **all** | | **{total:.0f}** ({total / 3600:.2f} h) | | | |")
+    lines += ["", "| set | n (per class) | FID (domain) | label consistency (per class) | "
+              "k-NN precision | k-NN recall |", "|---|---|---|---|---|---|"]
+    for name, e in {**results["sets"], **results["anchors"]}.items():
+        per = " / ".join(f"{v:.2f}" for v in e["label_consistency_per_class"])
+        lines.append(f"| {name} | {e['n']} ({' / '.join(map(str, e['class_counts']))}) | "
+                     f"{e['fid_domain']:.3f} | {e['label_consistency']:.3f} ({per}) | "
+                     f"{e['knn_precision']:.3f} | {e['knn_recall']:.3f} |")
+    if "truncation_sweep" in results:
+        t = results["truncation_sweep"]
+        lines += ["", f"StyleGAN2 truncation sweep over psi {t['psi']}: Spearman(psi, "
+                      f"precision) = {t['spearman_precision']:+.2f}, Spearman(psi, recall) = "
+                      f"{t['spearman_recall']:+.2f}."]
     return "\n".join(lines)
 
 

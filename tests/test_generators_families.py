@@ -238,3 +238,32 @@ def test_vqvae2_prior_variants(prior: str, grey28: ImageSet) -> None:
     out = gen.sample([2, 3], seed=0)
     assert out.images.shape == (5, 28, 28) and out.class_counts().tolist() == [2, 3]
     np.testing.assert_array_equal(out.images, gen.sample([2, 3], seed=0).images)
+
+
+@pytest.mark.parametrize("balanced", [True, False])
+def test_vqvae2_per_class_priors_train_on_balanced_batches(
+        balanced: bool, grey28: ImageSet, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With per-class priors, prior minibatches draw both classes equally often even when
+    one class is 5× rarer; the autoencoder stage keeps the data's own class balance."""
+    idx = np.concatenate([np.flatnonzero(grey28.labels == 0)[:4],
+                          np.flatnonzero(grey28.labels == 1)[:20]])
+    skewed = grey28.subset(idx)  # 4 : 20
+    seen: dict[str, list[int]] = {}
+    original = VQVAE2._train_step
+
+    def recording(self: VQVAE2, stage: str, images: torch.Tensor, labels: torch.Tensor,
+                  step: int) -> dict[str, float]:
+        seen.setdefault(stage, []).extend(labels.tolist())
+        return original(self, stage, images, labels, step)
+
+    monkeypatch.setattr(VQVAE2, "_train_step", recording)
+    VQVAE2(balanced_priors=balanced).fit(
+        skewed, smoke_budget("vqvae2", steps=40, batch_size=16,
+                             stage_fractions={"vqvae": 0.25, "top_prior": 1.0,
+                                              "bottom_prior": 0.25}), progress=False)
+    minority = {stage: float(np.mean(np.array(labels) == 0)) for stage, labels in seen.items()}
+    assert minority["vqvae"] < 0.3  # 1/6 expected
+    if balanced:
+        assert 0.4 < minority["top_prior"] < 0.6 and 0.35 < minority["bottom_prior"] < 0.65
+    else:
+        assert minority["top_prior"] < 0.3

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from synthlens import __version__
+from synthlens.config import STAGES
 from synthlens.errors import InputError
 
 DESCRIPTION = """\
@@ -100,6 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("config", metavar="CONFIG.yaml")
     run.add_argument("--budget", choices=["smoke", "demo", "standard", "full"], default=None,
                      help="override the config's budget")
+    run.add_argument("--stop-after", choices=list(STAGES), default=None, metavar="STAGE",
+                     help="end the run after this stage (data, generate, features, score), "
+                          "e.g. train generators now and score later with --resume")
     _add_common(run)
 
     evaluate = commands.add_parser(
@@ -152,7 +156,8 @@ def _dispatch(args: argparse.Namespace) -> Path:
                              on_stage=on_stage)
     if args.command == "run":
         config = load_config(args.config, budget=args.budget, seed=args.seed, device=device)
-        return pipeline.run(config, out, mode=mode, progress=progress, on_stage=on_stage)
+        return pipeline.run(config, out, mode=mode, progress=progress, on_stage=on_stage,
+                            stop_after=args.stop_after)
     synthetic = _synthetic_pairs(args.synthetic)
     return pipeline.evaluate(args.real, synthetic, out, budget=args.budget,
                              seed=args.seed or 0, device=device or "auto", mode=mode,

@@ -51,6 +51,9 @@ DEFAULTS: dict[str, Any] = {
     "budget_overrides": {},
 }
 
+# Stages a run can stop after (`synthlens run --stop-after`); utility and report follow.
+STAGES = ("data", "generate", "features", "score")
+
 
 def _deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
     out = copy.deepcopy(base)

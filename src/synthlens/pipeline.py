@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 import synthlens
-from synthlens.config import resolve_config
+from synthlens.config import STAGES, resolve_config
 from synthlens.data import (
     ImageSet,
     RealData,
@@ -94,7 +94,7 @@ def sample_counts(train: ImageSet, fraction: float) -> np.ndarray:
     return np.maximum(1, np.round(train.class_counts() * fraction)).astype(np.int64)
 
 
-def _sweep(spec: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+def sweep_variants(spec: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     """Expand ``sample: {knob: [values]}`` into named sets (one knob may sweep)."""
     sample = dict(spec.get("sample") or {})
     swept = [k for k, v in sample.items() if isinstance(v, list)]
@@ -190,7 +190,7 @@ class Pipeline:
             raise InputError(family, f"budget '{self.config['budget']}' has no settings for "
                                      "this generator family (configs/budgets.yaml)")
         budget = Budget.from_dict(settings)
-        variants = _sweep(spec)
+        variants = sweep_variants(spec)
         stage = f"generators/{name}"
         key = fingerprint({"spec": spec, "budget": budget.to_dict(), "seed": self.seed,
                            "train": self.fit_train.sha256(), "counts": counts.tolist()})
@@ -200,6 +200,12 @@ class Pipeline:
                 generator = get_generator(family, **spec.get("params", {}))
                 generator.fit(self.fit_train, budget, device=self.device, seed=self.seed,
                               workdir=folder, progress=self.progress)
+                if generator.resumed_from is not None:
+                    part, step = generator.resumed_from
+                    self.on_stage(f"generator {name} continued from its checkpoint "
+                                  f"({part} step {step})")
+                    self.run.manifest["stages"][stage]["resumed_from"] = {"stage": part,
+                                                                          "step": step}
                 generator.save(folder / "model.pt")
                 for set_name, options in variants:
                     images = generator.sample(counts, seed=self.seed + 1, name=set_name,
@@ -416,11 +422,25 @@ class Pipeline:
             "floors": {m: r.to_json() for m, r in sorted(self.floors.items())},
         }
 
-    def execute(self) -> dict[str, Any]:
+    def execute(self, stop_after: str | None = None) -> dict[str, Any] | None:
+        """Run the stages in order; ``stop_after`` ends the run early after that stage
+        (``data``, ``generate``, ``features`` or ``score``) so that, e.g., generators can
+        be trained now and scored later with ``--resume``. Returns None when stopped."""
+        if stop_after is not None and stop_after not in STAGES:
+            raise InputError("stop_after", f"unknown stage {stop_after!r}; choose from "
+                                           f"{', '.join(STAGES)}")
         self.prepare_data()
+        if stop_after == "data":
+            return None
         self.generate()
+        if stop_after == "generate":
+            return None
         self.extract_features()
+        if stop_after == "features":
+            return None
         metrics = self.score()
+        if stop_after == "score":
+            return None
         utility = self.utility() if self.config["utility"]["protocols"] != [] else {}
         results = self.assemble(metrics, utility)
         from synthlens.analysis import analyse
@@ -430,13 +450,15 @@ class Pipeline:
         from synthlens.report import build_report
 
         self.on_stage("writing the report")
-        build_report(self.run.root)
+        build_report(self.run.root, progress=self.progress)
         return results
 
 
 def run(config: Mapping[str, Any], out: str | os.PathLike[str], *, mode: Mode = "new",
-        progress: bool = True, on_stage: Callable[[str], None] | None = None) -> Path:
-    """Run the whole pipeline for a resolved config; returns the run folder."""
+        progress: bool = True, on_stage: Callable[[str], None] | None = None,
+        stop_after: str | None = None) -> Path:
+    """Run the whole pipeline for a resolved config (or up to ``stop_after``, one of
+    ``STAGES``; ``mode="resume"`` continues later); returns the run folder."""
     inputs = load_inputs(dict(config))
     folder = RunFolder(out, mode)
     try:
@@ -446,16 +468,17 @@ def run(config: Mapping[str, Any], out: str | os.PathLike[str], *, mode: Mode = 
                                 for k, v in inputs.user_sets.items()})
         folder.record_seeds(seed=inputs.config["seed"])
         pipeline = Pipeline(inputs, folder, progress=progress, on_stage=on_stage)
-        pipeline.execute()
+        results = pipeline.execute(stop_after)
         # How much feature extraction this invocation did (0 when everything was cached).
-        folder.manifest["runs"][-1]["feature_extractions"] = pipeline.cache.extractions
+        cache = getattr(pipeline, "cache", None)
+        folder.manifest["runs"][-1]["feature_extractions"] = cache.extractions if cache else 0
     except KeyboardInterrupt:
         folder.finish("interrupted")
         raise
     except BaseException:
         folder.finish("failed")
         raise
-    folder.finish("complete")
+    folder.finish("complete" if results is not None else "stopped")
     return folder.root
 
 

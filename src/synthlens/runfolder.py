@@ -160,7 +160,7 @@ class RunFolder:
             status="done", finished=_now(), seconds=round(time.perf_counter() - started, 3))
         self._save()
 
-    def finish(self, status: Literal["complete", "failed", "interrupted"]) -> None:
+    def finish(self, status: Literal["complete", "stopped", "failed", "interrupted"]) -> None:
         self.manifest["status"] = status
         self.manifest["finished"] = _now()
         self.manifest["runs"][-1]["finished"] = self.manifest["finished"]

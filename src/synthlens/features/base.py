@@ -157,6 +157,13 @@ class Extractor(ABC):
     def _check_input(self, images: np.ndarray) -> None:  # noqa: B027 (optional hook)
         """Raise :class:`InputError` for images this extractor cannot take."""
 
+    def _check_trained_shape(self, images: np.ndarray, trained_shape: Any) -> None:
+        """Extractors trained on the user's data take images of the training shape only."""
+        if tuple(images.shape[1:]) != tuple(trained_shape):
+            raise InputError(f"{self.name} extractor",
+                             f"images are {tuple(images.shape[1:])}, but it was trained on "
+                             f"{tuple(trained_shape)}")
+
     def _prepare(self, device: str) -> None:  # noqa: B027 (optional hook)
         """Load weights / move the network to ``device`` (called before every extract)."""
 

@@ -185,10 +185,7 @@ class DomainExtractor(Extractor):
     # ------------------------------------------------------------------ extraction
     def _check_input(self, images: np.ndarray) -> None:
         self._require_fitted()
-        expected = tuple(self._meta["image_shape"])
-        if tuple(images.shape[1:]) != expected:
-            raise InputError("domain extractor", f"images are {images.shape[1:]}, but the "
-                                                 f"encoder was trained on {expected}")
+        self._check_trained_shape(images, self._meta["image_shape"])
 
     def _prepare(self, device: str) -> None:
         assert self._classifier is not None

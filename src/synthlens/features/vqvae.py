@@ -165,10 +165,7 @@ class VQVAECodesExtractor(Extractor):
     # ------------------------------------------------------------------ extraction
     def _check_input(self, images: np.ndarray) -> None:
         self._require_fitted()
-        expected = tuple(self._meta["image_shape"])
-        if tuple(images.shape[1:]) != expected:
-            raise InputError("vqvae_codes extractor", f"images are {images.shape[1:]}, but "
-                                                      f"the VQ-VAE was trained on {expected}")
+        self._check_trained_shape(images, self._meta["image_shape"])
 
     def _prepare(self, device: str) -> None:
         if self._model.device != device:

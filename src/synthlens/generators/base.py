@@ -143,6 +143,8 @@ class Generator(ABC):
         self.curves: dict[str, list[float]] = {}
         self.budget: Budget | None = None
         self.train_counts: list[int] | None = None  # class counts of the training set
+        # (stage, step) where the last fit picked up a checkpoint; None for a fresh start
+        self.resumed_from: tuple[str, int] | None = None
         self._fitted = False
 
     # ----------------------------------------------------------------- family hooks
@@ -171,6 +173,11 @@ class Generator(ABC):
     @abstractmethod
     def _load_state(self, state: Mapping[str, Any]) -> None:
         """Restore what :meth:`_state` returned."""
+
+    def _balanced_stages(self) -> tuple[str, ...]:
+        """Stages whose minibatches draw every class equally often (with replacement), e.g.
+        per-class models that would otherwise see the minority class rarely."""
+        return ()
 
     def _begin_stage(self, stage: str, train: ImageSet) -> None:  # noqa: B027
         """Called before a stage's first step (also on resume); optional. It must not draw
@@ -224,6 +231,8 @@ class Generator(ABC):
         start_stage, start_step = 0, 0
         batch_rng = torch.Generator().manual_seed(seed)
         self.curves = {}
+        stages = self.stages()
+        self.resumed_from = None
         checkpoint = workdir / "checkpoint.pt" if workdir else None
         if checkpoint is not None and checkpoint.exists():
             saved = torch.load(checkpoint, map_location=self.device, weights_only=True)
@@ -238,10 +247,14 @@ class Generator(ABC):
             if "cuda_rng" in saved and self.device.startswith("cuda"):
                 torch.cuda.set_rng_state(saved["cuda_rng"].cpu(), self.device)
             self.curves = json.loads(saved["curves"])
+            # a checkpoint written after the last step points one past the last stage
+            self.resumed_from = ((stages[start_stage], start_step) if start_stage < len(stages)
+                                 else (stages[-1], budget.stage_steps(stages[-1])))
         images = to_model_range(train.images)
         labels = torch.from_numpy(train.labels)
-        stages = self.stages()
         mixed = bool(budget.option("mixed_precision", True))
+        counts = torch.bincount(labels, minlength=len(self.class_names)).double()
+        balanced_weights = 1.0 / counts[labels]  # each class's images share weight 1
         for stage_index in range(start_stage, len(stages)):
             stage = stages[stage_index]
             n_steps = budget.stage_steps(stage)
@@ -250,8 +263,13 @@ class Generator(ABC):
             self._begin_stage(stage, train)
             bar = tqdm(range(first, n_steps), desc=f"{self.family}:{stage}", leave=False,
                        disable=not progress, initial=first, total=n_steps)
+            balanced = stage in self._balanced_stages()
             for step in bar:
-                idx = torch.randint(0, len(images), (batch_size,), generator=batch_rng)
+                if balanced:
+                    idx = torch.multinomial(balanced_weights, batch_size, replacement=True,
+                                            generator=batch_rng)
+                else:
+                    idx = torch.randint(0, len(images), (batch_size,), generator=batch_rng)
                 with autocast(self.device, mixed):
                     logs = self._train_step(stage, images[idx].to(self.device),
                                             labels[idx].to(self.device), step)

@@ -133,6 +133,9 @@ class VQVAE2(Generator):
     prior_per_class:
         One pair of priors per class, each trained on its class's codes only [True, as the
         study trained one model per class]; False: one pair conditioned on a class token.
+    balanced_priors:
+        With per-class priors, draw prior minibatches class-balanced [True], so that a
+        minority class's priors see as many code maps per step as the majority's.
     prior_channels, prior_layers, prior_layers_bottom, prior_kernel:
         Prior width [128], depth of the top prior [4 transformer blocks / 8 PixelCNN
         layers] and of the bottom prior [same + 2], PixelCNN kernel [5].
@@ -152,7 +155,7 @@ class VQVAE2(Generator):
                  n_res_blocks: int | None = None, num_codes: int | None = None,
                  code_dim: int | None = None, commitment: float | None = None,
                  ema_decay: float | None = None, prior: str | None = None,
-                 prior_per_class: bool | None = None,
+                 prior_per_class: bool | None = None, balanced_priors: bool | None = None,
                  prior_channels: int | None = None, prior_layers: int | None = None,
                  prior_layers_bottom: int | None = None, prior_kernel: int | None = None,
                  prior_dropout: float | None = None, prior_lr: float | None = None,
@@ -160,7 +163,7 @@ class VQVAE2(Generator):
         super().__init__(channels=channels, res_channels=res_channels,
                          n_res_blocks=n_res_blocks, num_codes=num_codes, code_dim=code_dim,
                          commitment=commitment, ema_decay=ema_decay, prior=prior,
-                         prior_per_class=prior_per_class,
+                         prior_per_class=prior_per_class, balanced_priors=balanced_priors,
                          prior_channels=prior_channels, prior_layers=prior_layers,
                          prior_layers_bottom=prior_layers_bottom, prior_kernel=prior_kernel,
                          prior_dropout=prior_dropout, prior_lr=prior_lr,
@@ -231,6 +234,13 @@ class VQVAE2(Generator):
             "bottom_prior": torch.optim.Adam(self.bottom_prior.parameters(), lr=prior_lr),
         }
         self._base_lr = {"vqvae": budget.lr, "top_prior": prior_lr, "bottom_prior": prior_lr}
+
+    def _balanced_stages(self) -> tuple[str, ...]:
+        # Per-class priors learn only from their class's share of each batch: balanced
+        # batches give the minority class's priors as many examples as the majority's.
+        if self.per_class and self.setting("balanced_priors", True):
+            return ("top_prior", "bottom_prior")
+        return ()
 
     def _begin_stage(self, stage: str, train: ImageSet) -> None:
         self.net.train(stage == "vqvae")

@@ -1,0 +1,129 @@
+"""Kill `synthlens run` (SIGKILL, no chance to clean up) while a generator trains, then
+`--resume`: training continues from the last checkpoint and ends exactly where an
+uninterrupted run ends."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from synthlens.io import read_json
+
+CONFIG = {
+    "name": "kill-and-resume",
+    "budget": "smoke",
+    "seed": 0,
+    "dataset": {"source": "demo", "size": 28},
+    "generators": [{"name": "dcgan", "family": "dcgan"}],
+    "references": [],
+    "features": {"extractors": ["domain"]},
+    "utility": {"protocols": []},
+    # long enough to be caught mid-training, checkpoints often enough to lose little
+    "budget_overrides": {"generators": {"dcgan": {"steps": 400, "checkpoint_every": 20}}},
+}
+STAGE = "generators/dcgan"
+
+
+def _command(config: Path, out: Path, *extra: str, stop_after: str | None = "generate",
+             ) -> list[str]:
+    stop = ["--stop-after", stop_after] if stop_after else []
+    return [sys.executable, "-m", "synthlens", "run", str(config), "--out", str(out),
+            "--device", "cpu", *stop, *extra]
+
+
+def _env() -> dict[str, str]:
+    # one thread each, so that the killed run and the reference run cost little
+    return {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def _checkpointed_steps(workdir: Path) -> int:
+    """Steps covered by the curves written beside the last checkpoint (0 before one)."""
+    try:
+        curves = json.loads((workdir / "curves.json").read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return 0
+    steps = [s for key, values in curves.items() if key.split("/")[-1] == "step"
+             for s in values]
+    return max(steps, default=0)
+
+
+@pytest.fixture(scope="module")
+def config_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("config") / "run.yaml"
+    path.write_text(yaml.safe_dump(CONFIG))
+    return path
+
+
+def test_killed_run_resumes_from_its_last_checkpoint(config_file: Path, tmp_path: Path) -> None:
+    killed = tmp_path / "killed"
+    process = subprocess.Popen(_command(config_file, killed, "--quiet"), env=_env(),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 300
+    try:
+        # wait until at least two checkpoints exist, so resuming skips real work
+        while _checkpointed_steps(killed / STAGE) < 40:
+            if process.poll() is not None:
+                pytest.fail("the run ended before it could be killed: "
+                            + process.stderr.read().decode()[-2000:])
+            if time.monotonic() > deadline:
+                pytest.fail("no checkpoint within 300 s")
+            time.sleep(0.05)
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.wait(timeout=60)
+    assert process.returncode == -signal.SIGKILL
+    manifest = read_json(killed / "manifest.json")
+    assert manifest["stages"][STAGE]["status"] == "running"  # the kill left it unfinished
+    assert not (killed / STAGE / "model.pt").exists()
+    assert (killed / STAGE / "checkpoint.pt").exists()
+
+    # Without --resume the folder is refused, with it the run continues.
+    refused = subprocess.run(_command(config_file, killed, "--quiet"), env=_env(),
+                             capture_output=True, text=True)
+    assert refused.returncode == 2 and "--resume" in refused.stderr
+    resumed = subprocess.run(_command(config_file, killed, "--resume"), env=_env(),
+                             capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    entry = read_json(killed / "manifest.json")["stages"][STAGE]
+    assert entry["status"] == "done"
+    assert entry["resumed_from"]["stage"] == "main"
+    assert 40 <= entry["resumed_from"]["step"] < 400
+    assert entry["resumed_from"]["step"] % 20 == 0  # a checkpoint boundary
+    assert "continued from its checkpoint" in resumed.stderr
+    assert read_json(killed / "manifest.json")["status"] == "stopped"
+    assert not (killed / STAGE / "checkpoint.pt").exists()  # model.pt supersedes it
+
+    # An uninterrupted run gives the same model, hence the same samples.
+    fresh = tmp_path / "fresh"
+    complete = subprocess.run(_command(config_file, fresh, "--quiet"), env=_env(),
+                              capture_output=True, text=True)
+    assert complete.returncode == 0, complete.stderr[-2000:]
+    assert "resumed_from" not in read_json(fresh / "manifest.json")["stages"][STAGE]
+    a = np.load(killed / "sets" / "dcgan" / "samples.npz")
+    b = np.load(fresh / "sets" / "dcgan" / "samples.npz")
+    np.testing.assert_array_equal(a["images"], b["images"])
+    np.testing.assert_array_equal(a["labels"], b["labels"])
+    curves_a = read_json(killed / STAGE / "curves.json")
+    assert curves_a == read_json(fresh / STAGE / "curves.json")
+
+    # Scoring later: --resume without --stop-after runs the remaining stages only.
+    before = read_json(killed / "manifest.json")["stages"][STAGE]
+    finished = subprocess.run(_command(config_file, killed, "--quiet", "--resume",
+                                       stop_after=None), env=_env(),
+                              capture_output=True, text=True)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    assert "report:" not in finished.stderr  # --quiet silences every progress bar
+    manifest = read_json(killed / "manifest.json")
+    assert manifest["status"] == "complete"
+    assert manifest["stages"][STAGE] == before  # the generator was not trained again
+    results = read_json(killed / "results.json")
+    assert results["sets"]["dcgan"]["metrics"]["fid"]["value"] > 0
