@@ -38,6 +38,7 @@ from scipy.stats import spearmanr
 from synthlens.data.dataset import ImageSet
 from synthlens.data.npz import load_imageset, load_npz
 from synthlens.generators import load_generator
+from synthlens.generators.blocks import crop_to
 from synthlens.io import read_json, write_json
 from synthlens.pipeline import sweep_variants
 from synthlens.utility.classifiers import (
@@ -109,6 +110,35 @@ def check_reload(run: Path, name: str, variants: list[tuple[str, dict]], seed: i
     return out
 
 
+def diagnose_vqvae2(run: Path, name: str, judge: Judge, holdout: ImageSet
+                    ) -> dict[str, dict[str, object]]:
+    """Where a VQ-VAE-2 loses quality, on the real held-out images: the autoencoder alone
+    (real top + real bottom codes), the bottom prior (real top + sampled bottom codes)
+    and both priors (sampled top + sampled bottom, as in generation)."""
+    model = load_generator(run / "generators" / name / "model.pt")
+    top, bottom = (torch.from_numpy(c) for c in model.encode_codes(holdout.images))
+    labels = torch.from_numpy(holdout.labels)
+    rng = torch.Generator().manual_seed(0)
+
+    def decoded(id_t: torch.Tensor, id_b: torch.Tensor) -> ImageSet:
+        x = crop_to(model.net.decode_codes(id_t, id_b), model.size)
+        pixels = ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1)
+        array = pixels.numpy()
+        return ImageSet(array[..., 0] if array.shape[-1] == 1 else array, holdout.labels,
+                        holdout.class_names)
+
+    with torch.no_grad():
+        sampled_bottom = model._prior_sample(model.bottom_prior, labels, model.bottom_shape,
+                                             rng, top, 1.0)
+        sampled_top = model._prior_sample(model.top_prior, labels, model.top_shape, rng,
+                                          None, 1.0)
+        both = model._prior_sample(model.bottom_prior, labels, model.bottom_shape, rng,
+                                   sampled_top, 1.0)
+        return {"autoencoder": judge.scores(decoded(top, bottom)),
+                "real_top_sampled_bottom": judge.scores(decoded(top, sampled_bottom)),
+                "sampled_top_sampled_bottom": judge.scores(decoded(sampled_top, both))}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -122,6 +152,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default=None, metavar="NAMES",
                         help="comma-separated generator names to (re)measure; the others "
                              "keep their figures from an earlier call")
+    parser.add_argument("--extra-seeds", default="", metavar="SEEDS",
+                        help="comma-separated sampling seeds: also score each set sampled "
+                             "again with these seeds from the reloaded model (sampling "
+                             "variance of the figures)")
+    parser.add_argument("--diagnose-vqvae2", action="store_true",
+                        help="score VQ-VAE-2's autoencoder and priors separately on the "
+                             "real held-out images")
     parser.add_argument("--report", action="store_true", help="print the markdown tables")
     args = parser.parse_args(argv)
     out = args.run / "bench"
@@ -173,11 +210,21 @@ def main(argv: list[str] | None = None) -> int:
             entry["reload"] = check_reload(args.run, name, variants, seed)
             entry["fit_s"] = stage["seconds"] - sum(r["sample_s"]
                                                     for r in entry["reload"].values())
+        if args.diagnose_vqvae2 and spec["family"] == "vqvae2":
+            holdout = load_imageset(args.run / "data" / "holdout.npz")
+            entry["diagnosis"] = diagnose_vqvae2(args.run, name, judge, holdout)
         results["generators"][name] = entry
+        extra_seeds = [int(x) for x in args.extra_seeds.split(",") if x]
+        model = load_generator(args.run / "generators" / name / "model.pt") if extra_seeds \
+            else None
         for set_name, options in variants:
             images = load_imageset(args.run / "sets" / set_name / "samples.npz")
             results["sets"][set_name] = {"generator": name, "options": options,
                                          **judge.scores(images)}
+            if model is not None:
+                results["sets"][set_name]["other_seeds"] = {
+                    str(s): judge.scores(model.sample(images.class_counts(), seed=s, **options))
+                    for s in extra_seeds}
             print(set_name, results["sets"][set_name], flush=True)
         write_json(results_path, results)
 
@@ -213,6 +260,18 @@ def markdown(results: dict) -> str:
         lines.append(f"| {name} | {e['n']} ({' / '.join(map(str, e['class_counts']))}) | "
                      f"{e['fid_domain']:.3f} | {e['label_consistency']:.3f} ({per}) | "
                      f"{e['knn_precision']:.3f} | {e['knn_recall']:.3f} |")
+        for seed, o in e.get("other_seeds", {}).items():
+            per = " / ".join(f"{v:.3f}" for v in o["label_consistency_per_class"])
+            lines.append(f"| ↳ sampling seed {seed} | {o['n']} | {o['fid_domain']:.3f} | "
+                         f"{o['label_consistency']:.3f} ({per}) | {o['knn_precision']:.3f} | "
+                         f"{o['knn_recall']:.3f} |")
+    for name, e in results["generators"].items():
+        if "diagnosis" in e:
+            lines += ["", f"{name} on the real held-out images (FID, label consistency per "
+                          "class):"]
+            for part, d in e["diagnosis"].items():
+                per = " / ".join(f"{v:.3f}" for v in d["label_consistency_per_class"])
+                lines.append(f"- {part}: FID {d['fid_domain']:.2f}, {per}")
     if "truncation_sweep" in results:
         t = results["truncation_sweep"]
         lines += ["", f"StyleGAN2 truncation sweep over psi {t['psi']}: Spearman(psi, "
