@@ -37,7 +37,7 @@ from scipy.stats import spearmanr
 
 from synthlens.data.dataset import ImageSet
 from synthlens.data.npz import load_imageset, load_npz
-from synthlens.generators import load_generator
+from synthlens.generators import Generator, load_generator
 from synthlens.generators.blocks import crop_to
 from synthlens.io import read_json, write_json
 from synthlens.pipeline import sweep_variants
@@ -94,10 +94,9 @@ class Judge:
                 "n": len(images), "class_counts": images.class_counts().tolist()}
 
 
-def check_reload(run: Path, name: str, variants: list[tuple[str, dict]], seed: int,
+def check_reload(model: Generator, run: Path, variants: list[tuple[str, dict]], seed: int,
                  ) -> dict[str, dict[str, object]]:
-    """Reload ``model.pt``, resample every set with the run's seed, compare and time."""
-    model = load_generator(run / "generators" / name / "model.pt")
+    """Resample every set of a reloaded model with the run's seed, compare and time."""
     out = {}
     for set_name, options in variants:
         saved = load_imageset(run / "sets" / set_name / "samples.npz")
@@ -206,22 +205,22 @@ def main(argv: list[str] | None = None) -> int:
             continue
         entry = {"family": spec["family"], "stage_s": stage["seconds"],
                  "sets": [s for s, _ in variants]}
-        if args.check_reload:
-            entry["reload"] = check_reload(args.run, name, variants, seed)
+        extra_seeds = [int(x) for x in args.extra_seeds.split(",") if x]
+        model = (load_generator(args.run / "generators" / name / "model.pt")
+                 if args.check_reload or extra_seeds else None)
+        if model is not None and args.check_reload:
+            entry["reload"] = check_reload(model, args.run, variants, seed)
             entry["fit_s"] = stage["seconds"] - sum(r["sample_s"]
                                                     for r in entry["reload"].values())
         if args.diagnose_vqvae2 and spec["family"] == "vqvae2":
             holdout = load_imageset(args.run / "data" / "holdout.npz")
             entry["diagnosis"] = diagnose_vqvae2(args.run, name, judge, holdout)
         results["generators"][name] = entry
-        extra_seeds = [int(x) for x in args.extra_seeds.split(",") if x]
-        model = load_generator(args.run / "generators" / name / "model.pt") if extra_seeds \
-            else None
         for set_name, options in variants:
             images = load_imageset(args.run / "sets" / set_name / "samples.npz")
             results["sets"][set_name] = {"generator": name, "options": options,
                                          **judge.scores(images)}
-            if model is not None:
+            if model is not None and extra_seeds:
                 results["sets"][set_name]["other_seeds"] = {
                     str(s): judge.scores(model.sample(images.class_counts(), seed=s, **options))
                     for s in extra_seeds}

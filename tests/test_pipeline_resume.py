@@ -127,3 +127,12 @@ def test_killed_run_resumes_from_its_last_checkpoint(config_file: Path, tmp_path
     assert manifest["stages"][STAGE] == before  # the generator was not trained again
     results = read_json(killed / "results.json")
     assert results["sets"]["dcgan"]["metrics"]["fid"]["value"] > 0
+
+
+def test_unknown_stop_after_stage_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    from synthlens.errors import InputError
+    from synthlens.pipeline import run
+
+    with pytest.raises(InputError, match="unknown stage 'report'"):
+        run({}, tmp_path / "run", stop_after="report")
+    assert not (tmp_path / "run").exists()

@@ -426,18 +426,12 @@ class Pipeline:
         """Run the stages in order; ``stop_after`` ends the run early after that stage
         (``data``, ``generate``, ``features`` or ``score``) so that, e.g., generators can
         be trained now and scored later with ``--resume``. Returns None when stopped."""
-        if stop_after is not None and stop_after not in STAGES:
-            raise InputError("stop_after", f"unknown stage {stop_after!r}; choose from "
-                                           f"{', '.join(STAGES)}")
-        self.prepare_data()
-        if stop_after == "data":
-            return None
-        self.generate()
-        if stop_after == "generate":
-            return None
-        self.extract_features()
-        if stop_after == "features":
-            return None
+        _check_stage(stop_after)
+        for name, stage in (("data", self.prepare_data), ("generate", self.generate),
+                            ("features", self.extract_features)):
+            stage()
+            if stop_after == name:
+                return None
         metrics = self.score()
         if stop_after == "score":
             return None
@@ -454,11 +448,18 @@ class Pipeline:
         return results
 
 
+def _check_stage(stop_after: str | None) -> None:
+    if stop_after is not None and stop_after not in STAGES:
+        raise InputError("stop_after", f"unknown stage {stop_after!r}; choose from "
+                                       f"{', '.join(STAGES)}")
+
+
 def run(config: Mapping[str, Any], out: str | os.PathLike[str], *, mode: Mode = "new",
         progress: bool = True, on_stage: Callable[[str], None] | None = None,
         stop_after: str | None = None) -> Path:
     """Run the whole pipeline for a resolved config (or up to ``stop_after``, one of
     ``STAGES``; ``mode="resume"`` continues later); returns the run folder."""
+    _check_stage(stop_after)  # before anything is written
     inputs = load_inputs(dict(config))
     folder = RunFolder(out, mode)
     try:
