@@ -267,3 +267,45 @@ def test_vqvae2_per_class_priors_train_on_balanced_batches(
         assert 0.4 < minority["top_prior"] < 0.6 and 0.35 < minority["bottom_prior"] < 0.65
     else:
         assert minority["top_prior"] < 0.3
+
+
+def test_vqvae2_priors_train_on_codes_encoded_once_per_stage(
+        grey28: ImageSet, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The autoencoder is frozen while the priors train: the harness asks for the split's
+    code maps once per prior stage (``_stage_inputs``) and every prior step gets rows of
+    them, the codes ``encode_codes`` gives for the same images."""
+    from synthlens.generators.base import to_model_range
+    from synthlens.generators.vqvae2 import VQVAE2Net
+
+    encode_calls = 0
+    real_encode = VQVAE2Net.encode
+
+    def counting(self: VQVAE2Net, x: torch.Tensor):  # type: ignore[no-untyped-def]
+        nonlocal encode_calls
+        encode_calls += 1
+        return real_encode(self, x)
+
+    prior_rows: list[torch.Tensor] = []
+    real_step = VQVAE2._train_step
+
+    def recording(self: VQVAE2, stage: str, inputs: torch.Tensor, labels: torch.Tensor,
+                  step: int) -> dict[str, float]:
+        if stage != "vqvae":
+            prior_rows.append(inputs)
+        return real_step(self, stage, inputs, labels, step)
+
+    monkeypatch.setattr(VQVAE2Net, "encode", counting)
+    monkeypatch.setattr(VQVAE2, "_train_step", recording)
+    budget = smoke_budget("vqvae2", steps=6)
+    gen = VQVAE2().fit(grey28, budget, progress=False)
+    n_vqvae = budget.stage_steps("vqvae")
+    assert encode_calls == n_vqvae + 2  # one per autoencoder step, one per prior stage
+    top, bottom = gen.encode_codes(grey28)
+    codes = torch.from_numpy(np.concatenate([top.reshape(48, -1), bottom.reshape(48, -1)], 1))
+    assert len(prior_rows) == budget.stage_steps("top_prior") + budget.stage_steps(
+        "bottom_prior")
+    for rows in prior_rows:  # every row is the code map of one training image
+        assert rows.shape[1] == codes.shape[1]
+        assert all((codes == row.long()).all(1).any() for row in rows)
+    np.testing.assert_array_equal(
+        gen._stage_inputs("top_prior", to_model_range(grey28.images)).numpy(), codes.numpy())

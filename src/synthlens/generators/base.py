@@ -159,7 +159,8 @@ class Generator(ABC):
     @abstractmethod
     def _train_step(self, stage: str, images: torch.Tensor, labels: torch.Tensor,
                     step: int) -> dict[str, float]:
-        """One update on a minibatch (images in [-1, 1], N×C×H×W); returns losses to log."""
+        """One update on a minibatch (images in [-1, 1], N×C×H×W, or the rows of
+        :meth:`_stage_inputs`); returns losses to log."""
 
     @abstractmethod
     def _generate(self, labels: torch.Tensor, generator: torch.Generator,
@@ -178,6 +179,14 @@ class Generator(ABC):
         """Stages whose minibatches draw every class equally often (with replacement), e.g.
         per-class models that would otherwise see the minority class rarely."""
         return ()
+
+    def _stage_inputs(self, stage: str, images: torch.Tensor) -> torch.Tensor:
+        """What ``_train_step`` receives for a stage, one row per training image (called
+        once per stage, after :meth:`_begin_stage`, also on resume). Default: the images;
+        a family whose stage trains on a frozen model's outputs returns them here, so that
+        the frozen model runs once per stage instead of once per step. It must be a
+        deterministic function of ``images`` and the trained state."""
+        return images
 
     def _begin_stage(self, stage: str, train: ImageSet) -> None:  # noqa: B027
         """Called before a stage's first step (also on resume); optional. It must not draw
@@ -261,6 +270,7 @@ class Generator(ABC):
             batch_size = budget.stage_batch_size(stage)
             first = start_step if stage_index == start_stage else 0
             self._begin_stage(stage, train)
+            inputs = self._stage_inputs(stage, images)
             bar = tqdm(range(first, n_steps), desc=f"{self.family}:{stage}", leave=False,
                        disable=not progress, initial=first, total=n_steps)
             balanced = stage in self._balanced_stages()
@@ -271,7 +281,7 @@ class Generator(ABC):
                 else:
                     idx = torch.randint(0, len(images), (batch_size,), generator=batch_rng)
                 with autocast(self.device, mixed):
-                    logs = self._train_step(stage, images[idx].to(self.device),
+                    logs = self._train_step(stage, inputs[idx].to(self.device),
                                             labels[idx].to(self.device), step)
                 if step % budget.log_every == 0 or step == n_steps - 1:
                     self._log(stage, step, logs)

@@ -245,7 +245,15 @@ class VQVAE2(Generator):
     def _begin_stage(self, stage: str, train: ImageSet) -> None:
         self.net.train(stage == "vqvae")
 
-    def _train_step(self, stage: str, images: torch.Tensor, labels: torch.Tensor,
+    def _stage_inputs(self, stage: str, images: torch.Tensor) -> torch.Tensor:
+        # The autoencoder is frozen while the priors train: encode the split once per
+        # stage (one row per image: top codes, then bottom codes) instead of every batch.
+        if stage == "vqvae":
+            return images
+        id_t, id_b = self._encode(images)
+        return torch.cat([id_t.flatten(1), id_b.flatten(1)], 1).int()
+
+    def _train_step(self, stage: str, inputs: torch.Tensor, labels: torch.Tensor,
                     step: int) -> dict[str, float]:
         assert self.budget is not None
         optimiser = self.optimisers[stage]
@@ -253,9 +261,9 @@ class VQVAE2(Generator):
         for group in optimiser.param_groups:
             group["lr"] = self._base_lr[stage] * cosine_lr(step, total,
                                                            warmup=min(100, total // 10))
-        x = pad_to(images, self.work_size)
         if stage == "vqvae":
             self.net.train()
+            x = pad_to(inputs, self.work_size)
             recon, commit = self.net(x)
             recon_loss = F.mse_loss(recon, x)
             loss = recon_loss + commit
@@ -263,9 +271,10 @@ class VQVAE2(Generator):
                     "perplexity_top": self.net.quantize_t.perplexity(),
                     "perplexity_bottom": self.net.quantize_b.perplexity()}
         else:
-            self.net.eval()
-            with torch.no_grad():
-                _, _, _, id_t, id_b = self.net.encode(x)
+            codes = inputs.long()  # rows of _stage_inputs
+            n_top = self.top_shape[0] * self.top_shape[1]
+            id_t = codes[:, :n_top].view(-1, *self.top_shape)
+            id_b = codes[:, n_top:].view(-1, *self.bottom_shape)
             if stage == "top_prior":
                 self.top_prior.train()
                 loss = F.cross_entropy(self._prior_logits(self.top_prior, id_t, labels), id_t)
@@ -333,15 +342,25 @@ class VQVAE2(Generator):
         if tuple(array.shape[1:]) != self.image_shape:
             raise ValueError(f"images have shape {array.shape[1:]}, the model was trained on "
                              f"{self.image_shape}")
-        self.net.eval()
         tops, bottoms = [], []
         for start in range(0, len(array), batch_size):
-            x = pad_to(to_model_range(array[start:start + batch_size]).to(self.device),
-                       self.work_size)
-            _, _, _, id_t, id_b = self.net.encode(x)
-            tops.append(id_t.cpu().numpy())
-            bottoms.append(id_b.cpu().numpy())
+            id_t, id_b = self._encode(to_model_range(array[start:start + batch_size]), batch_size)
+            tops.append(id_t.numpy())
+            bottoms.append(id_b.numpy())
         return np.concatenate(tops), np.concatenate(bottoms)
+
+    @torch.no_grad()
+    def _encode(self, x: torch.Tensor, batch_size: int = 256
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(top, bottom) code maps (int64, CPU) of model-range images N×C×H×W."""
+        self.net.eval()
+        tops, bottoms = [], []
+        for start in range(0, len(x), batch_size):
+            batch = pad_to(x[start:start + batch_size].to(self.device), self.work_size)
+            _, _, _, id_t, id_b = self.net.encode(batch)
+            tops.append(id_t.cpu())
+            bottoms.append(id_b.cpu())
+        return torch.cat(tops), torch.cat(bottoms)
 
     def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
         """Autoencoder reconstruction of model-range images (for diagnostics)."""

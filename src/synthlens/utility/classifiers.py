@@ -28,6 +28,7 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
+from synthlens.data.augment import random_intensity, random_shift
 from synthlens.data.dataset import ImageSet
 
 
@@ -251,34 +252,6 @@ class TrainedClassifier:
     def embed(self, images: np.ndarray) -> np.ndarray:
         """Penultimate features, (N, embedding_dim)."""
         return self._batched(images, "embed")
-
-
-def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
-    """Translate each image by its own offset of up to ``max_shift`` pixels (reflect
-    padding): cheap and label-preserving for medical images, unlike flips, which swap
-    laterality."""
-    if max_shift <= 0:
-        return x
-    n, _, h, w = x.shape
-    padded = F.pad(x, (max_shift,) * 4, mode="reflect")
-    dy, dx = torch.randint(0, 2 * max_shift + 1, (2, n), generator=generator)
-    rows = (dy[:, None] + torch.arange(h))[:, None, :, None]  # (N, 1, H, 1)
-    cols = (dx[:, None] + torch.arange(w))[:, None, None, :]  # (N, 1, 1, W)
-    batch = torch.arange(n)[:, None, None, None]
-    chans = torch.arange(x.shape[1])[None, :, None, None]
-    return padded[batch, chans, rows, cols]
-
-
-def random_intensity(x: torch.Tensor, strength: float,
-                     generator: torch.Generator) -> torch.Tensor:
-    """Scale each image's contrast by 1 ± ``strength`` and shift its brightness by
-    ± ``strength`` (uniform; images in [-1, 1]): exposure varies between scanners and sites."""
-    if strength <= 0:
-        return x
-    n = x.shape[0]
-    gain = 1.0 + (torch.rand(n, generator=generator) * 2 - 1) * strength
-    bias = (torch.rand(n, generator=generator) * 2 - 1) * strength
-    return x * gain[:, None, None, None] + bias[:, None, None, None]
 
 
 def _val_score(classifier: TrainedClassifier, val: ImageSet) -> float:
