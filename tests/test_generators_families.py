@@ -309,3 +309,58 @@ def test_vqvae2_priors_train_on_codes_encoded_once_per_stage(
         assert all((codes == row.long()).all(1).any() for row in rows)
     np.testing.assert_array_equal(
         gen._stage_inputs("top_prior", to_model_range(grey28.images)).numpy(), codes.numpy())
+
+
+@pytest.mark.parametrize("first_stage", ["vq", "kl"])
+def test_ldm_diffusion_trains_on_latents_encoded_once(
+        first_stage: str, grey28: ImageSet, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first stage is frozen while the UNet trains: the split is encoded once per
+    diffusion stage and every step gets rows of that encoding; a KL first stage is still
+    sampled in every step (a fresh posterior draw), a VQ one is deterministic."""
+    from synthlens.generators import LatentDiffusion
+    from synthlens.generators.base import to_model_range
+    from synthlens.generators.blocks import pad_to
+
+    budget = smoke_budget("ldm", steps=4)
+    gen = LatentDiffusion(first_stage=first_stage)
+    encoder_batches: list[int] = []
+    rows_seen: list[torch.Tensor] = []
+    real_step = LatentDiffusion._train_step
+
+    def recording(self: LatentDiffusion, stage: str, inputs: torch.Tensor,
+                  labels: torch.Tensor, step: int) -> dict[str, float]:
+        if stage == "diffusion":
+            rows_seen.append(inputs)
+        return real_step(self, stage, inputs, labels, step)
+
+    monkeypatch.setattr(LatentDiffusion, "_train_step", recording)
+    real_begin = LatentDiffusion._begin_stage
+
+    def begin(self: LatentDiffusion, stage: str, train: ImageSet) -> None:
+        real_begin(self, stage, train)
+        if stage == "diffusion":  # count encoder passes from here on
+            self.autoencoder.encoder.register_forward_hook(
+                lambda module, args, out: encoder_batches.append(len(args[0])))
+
+    monkeypatch.setattr(LatentDiffusion, "_begin_stage", begin)
+    gen.fit(grey28, budget, progress=False)
+    assert encoder_batches == [48]  # the whole split, once; not once per step
+    assert len(rows_seen) == budget.stage_steps("diffusion")
+    gen.autoencoder.eval()
+    with torch.no_grad():
+        params = gen.autoencoder.encode_params(pad_to(to_model_range(grey28.images),
+                                                      gen.work_size))
+    for rows in rows_seen:
+        assert all((params == row).flatten(1).all(1).any() for row in rows)
+    # latents: VQ deterministic; KL mean + N(0, 1) * exp(logvar / 2) from the global RNG
+    torch.manual_seed(0)
+    drawn = gen.autoencoder.latent(params)
+    if first_stage == "vq":
+        torch.testing.assert_close(drawn, params)
+    else:
+        mean, logvar = params.chunk(2, dim=1)
+        torch.manual_seed(0)
+        torch.testing.assert_close(drawn, mean + torch.randn_like(mean) * (0.5 * logvar).exp())
+        torch.testing.assert_close(gen.autoencoder.latent(params, sample=False), mean)
+    out = gen.sample([2, 3], seed=0)
+    assert out.images.shape == (5, 28, 28) and out.class_counts().tolist() == [2, 3]

@@ -84,10 +84,20 @@ class KLAutoencoder(nn.Module):
         mean, logvar = self.encoder(x).chunk(2, dim=1)
         return mean, logvar.clamp(-30.0, 20.0)
 
+    def encode_params(self, x: torch.Tensor) -> torch.Tensor:
+        """The posterior's parameters, mean and log-variance stacked on the channel axis:
+        deterministic, so a frozen encoder's output can be computed once and reused."""
+        return torch.cat(self.posterior(x), dim=1)
+
+    def latent(self, params: torch.Tensor, sample: bool = True) -> torch.Tensor:
+        """A latent from :meth:`encode_params`: a posterior draw (global RNG), or its mean
+        with ``sample=False``."""
+        mean, logvar = params.chunk(2, dim=1)
+        return mean + torch.randn_like(mean) * (0.5 * logvar).exp() if sample else mean
+
     def encode(self, x: torch.Tensor, sample: bool = True) -> torch.Tensor:
         """A latent of x: a posterior draw (global RNG), or its mean with ``sample=False``."""
-        mean, logvar = self.posterior(x)
-        return mean + torch.randn_like(mean) * (0.5 * logvar).exp() if sample else mean
+        return self.latent(self.encode_params(x), sample)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return self.decoder(z)
@@ -116,8 +126,16 @@ class VQAutoencoder(nn.Module):
         self.decoder = Decoder(latent_channels, in_channels, base_channels, channel_mults,
                                num_res_blocks)
 
-    def encode(self, x: torch.Tensor, sample: bool = True) -> torch.Tensor:
+    def encode_params(self, x: torch.Tensor) -> torch.Tensor:
+        """The continuous encoder output (the decoder quantises it)."""
         return self.encoder(x)
+
+    def latent(self, params: torch.Tensor, sample: bool = True) -> torch.Tensor:
+        """The latent for :meth:`encode_params` (deterministic: ``sample`` has no effect)."""
+        return params
+
+    def encode(self, x: torch.Tensor, sample: bool = True) -> torch.Tensor:
+        return self.latent(self.encode_params(x), sample)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.quantize(z)[0])

@@ -79,8 +79,20 @@ class LatentDiffusion(DDPM):
         return self.latent_channels, self.work_size // self.factor
 
     def _to_space(self, images: torch.Tensor) -> torch.Tensor:
+        # ``images`` are rows of _stage_inputs: the frozen encoder's output, computed once
+        return self.autoencoder.latent(images) * self.scale_factor
+
+    def _stage_inputs(self, stage: str, images: torch.Tensor) -> torch.Tensor:
+        # The first stage is frozen while the UNet trains: encode the split once per stage
+        # (a KL posterior is drawn from in each step, as before) instead of every batch.
+        if stage != "diffusion":
+            return images
+        rows = []
         with torch.no_grad():
-            return self.autoencoder.encode(pad_to(images, self.work_size)) * self.scale_factor
+            for start in range(0, len(images), 256):
+                x = pad_to(images[start:start + 256].to(self.device), self.work_size)
+                rows.append(self.autoencoder.encode_params(x).cpu())
+        return torch.cat(rows)
 
     def _from_space(self, z: torch.Tensor) -> torch.Tensor:
         return crop_to(self.autoencoder.decode(z / self.scale_factor), self.size)
