@@ -71,6 +71,37 @@ def test_resume_skips_done_stage_and_reruns_changed_one(tmp_path):
     assert not RunFolder(tmp_path / "other").is_done("metrics/a", fingerprint({"k": 5}))
 
 
+def test_redo_reruns_a_finished_stage_from_an_empty_folder(tmp_path):
+    run = RunFolder(tmp_path / "run")
+    for stage in ("generators/a", "generators/b"):
+        with run.stage(stage, fingerprint(stage)) as folder:
+            write_json(folder / "model.json", {"v": 1})
+    run.finish("complete")
+    before = (tmp_path / "run" / "manifest.json").read_text()
+
+    # refused before anything is written: without --resume, or a stage the run lacks
+    with pytest.raises(InputError, match="--resume"):
+        RunFolder(tmp_path / "run", mode="new", redo=["generators/a"])
+    with pytest.raises(InputError, match=r"no stage generators/c to redo.*generators/a"):
+        RunFolder(tmp_path / "run", mode="resume", redo=["generators/c"])
+    with pytest.raises(InputError, match="no stage"):
+        RunFolder(tmp_path / "fresh", mode="resume", redo=["generators/a"])
+    assert (tmp_path / "run" / "manifest.json").read_text() == before
+    assert not (tmp_path / "fresh").exists()
+
+    resumed = RunFolder(tmp_path / "run", mode="resume", redo=["generators/a"])
+    assert not resumed.is_done("generators/a", fingerprint("generators/a"))
+    assert resumed.is_done("generators/b", fingerprint("generators/b"))
+    with resumed.stage("generators/a", fingerprint("generators/a")) as folder:
+        assert not (folder / "model.json").exists()  # same fingerprint, still a fresh start
+        write_json(folder / "model.json", {"v": 2})
+    assert resumed.is_done("generators/a", fingerprint("generators/a"))  # once per run
+    resumed.finish("complete")
+    manifest = read_json(tmp_path / "run" / "manifest.json")
+    assert manifest["runs"][-1]["redo"] == ["generators/a"]
+    assert read_json(tmp_path / "run" / "generators" / "b" / "model.json") == {"v": 1}
+
+
 def test_failed_stage_is_not_done_and_manifest_records_it(tmp_path):
     run = RunFolder(tmp_path / "run")
     key = fingerprint("x")

@@ -104,6 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--stop-after", choices=list(STAGES), default=None, metavar="STAGE",
                      help="end the run after this stage (data, generate, features, score), "
                           "e.g. train generators now and score later with --resume")
+    run.add_argument("--redo", action="append", default=[], metavar="STAGE",
+                     help="with --resume: run this finished stage again, named as in the "
+                          "run's manifest.json (e.g. generators/ldm after a code change); "
+                          "repeatable. Later stages rerun only where their inputs change")
     _add_common(run)
 
     evaluate = commands.add_parser(
@@ -157,7 +161,7 @@ def _dispatch(args: argparse.Namespace) -> Path:
     if args.command == "run":
         config = load_config(args.config, budget=args.budget, seed=args.seed, device=device)
         return pipeline.run(config, out, mode=mode, progress=progress, on_stage=on_stage,
-                            stop_after=args.stop_after)
+                            stop_after=args.stop_after, redo=args.redo)
     synthetic = _synthetic_pairs(args.synthetic)
     return pipeline.evaluate(args.real, synthetic, out, budget=args.budget,
                              seed=args.seed or 0, device=device or "auto", mode=mode,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -456,12 +456,13 @@ def _check_stage(stop_after: str | None) -> None:
 
 def run(config: Mapping[str, Any], out: str | os.PathLike[str], *, mode: Mode = "new",
         progress: bool = True, on_stage: Callable[[str], None] | None = None,
-        stop_after: str | None = None) -> Path:
+        stop_after: str | None = None, redo: Sequence[str] = ()) -> Path:
     """Run the whole pipeline for a resolved config (or up to ``stop_after``, one of
-    ``STAGES``; ``mode="resume"`` continues later); returns the run folder."""
+    ``STAGES``; ``mode="resume"`` continues later, rerunning the finished stages named in
+    ``redo``, e.g. ``generators/ldm``); returns the run folder."""
     _check_stage(stop_after)  # before anything is written
     inputs = load_inputs(dict(config))
-    folder = RunFolder(out, mode)
+    folder = RunFolder(out, mode, redo=redo)
     try:
         folder.write_config(inputs.config)
         folder.record_inputs(**{f"real.{k}": v for k, v in inputs.real.hashes().items()},

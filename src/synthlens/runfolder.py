@@ -23,7 +23,7 @@ import platform
 import shutil
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -69,11 +69,18 @@ class RunFolder:
     ``mode="new"`` refuses a folder that already holds a run (or any files);
     ``"resume"`` continues one (or starts fresh where none exists); ``"force"`` deletes
     the old run first (only a folder that looks like a run, or an empty one).
+    ``redo`` (with ``"resume"`` only) names finished stages of the run to run again from an
+    empty folder, e.g. ``generators/ldm`` after a code change that its fingerprint (config,
+    inputs, seed) cannot see; later stages rerun only if their inputs change.
     """
 
-    def __init__(self, root: str | os.PathLike[str], mode: Mode = "new") -> None:
+    def __init__(self, root: str | os.PathLike[str], mode: Mode = "new",
+                 redo: Sequence[str] = ()) -> None:
         self.root = Path(root)
         self.mode = mode
+        self.redo = set(redo)
+        if self.redo and mode != "resume":
+            raise InputError("--redo", "reruns stages of an existing run: use it with --resume")
         exists = self.root.exists() and any(self.root.iterdir())
         is_run = (self.root / MANIFEST).exists()
         if self.root.exists() and not self.root.is_dir():
@@ -89,16 +96,23 @@ class RunFolder:
         if exists and mode == "resume" and not is_run:
             raise InputError(self.root, f"is not empty and holds no synthlens run ({MANIFEST} "
                                         "missing); choose another --out")
-        self.root.mkdir(parents=True, exist_ok=True)
-        if (self.root / MANIFEST).exists():
+        if is_run and mode != "force":
             self.manifest: dict[str, Any] = read_json(self.root / MANIFEST)
         else:
             self.manifest = {"created": _now(), "stages": {}, "inputs": {}, "seeds": {},
                              "runs": []}
+        unknown = sorted(self.redo - set(self.manifest["stages"]))
+        if unknown:  # checked before anything is written
+            known = ", ".join(sorted(self.manifest["stages"])) or "none"
+            raise InputError(self.root, f"has no stage {', '.join(unknown)} to redo; "
+                                        f"its stages: {known}")
+        self.root.mkdir(parents=True, exist_ok=True)
         self.manifest["environment"] = environment()
         self.manifest["status"] = "running"
         self.manifest["runs"].append({"started": _now(), "mode": mode,
                                       "argv": sys.argv[1:]})
+        if self.redo:
+            self.manifest["runs"][-1]["redo"] = sorted(self.redo)
         self.manifest.pop("finished", None)
         self._save()
 
@@ -128,23 +142,27 @@ class RunFolder:
         self._save()
 
     def is_done(self, stage: str, key: str) -> bool:
-        """True when ``stage`` finished with the same fingerprint and we are resuming."""
+        """True when ``stage`` finished with the same fingerprint, we are resuming and it is
+        not to be redone."""
         entry = self.manifest["stages"].get(stage)
-        return (self.mode == "resume" and entry is not None and entry.get("fingerprint") == key
-                and entry.get("status") == "done")
+        return (self.mode == "resume" and stage not in self.redo and entry is not None
+                and entry.get("fingerprint") == key and entry.get("status") == "done")
 
     @contextmanager
     def stage(self, stage: str, key: str) -> Iterator[Path]:
         """Run a stage: yields its folder; marks it done (with ``key``) only on success.
 
-        A stage that starts with a different fingerprint than a previous attempt starts
-        from an empty folder, so stale files of another config cannot leak into it; with
-        the same fingerprint its partial outputs (e.g. checkpoints) are kept for resuming.
+        A stage that starts with a different fingerprint than a previous attempt, or that
+        is to be redone, starts from an empty folder, so stale files cannot leak into it;
+        with the same fingerprint its partial outputs (e.g. checkpoints) are kept for
+        resuming.
         """
         entry = self.manifest["stages"].get(stage)
         folder = self.root / stage
-        if entry is not None and entry.get("fingerprint") != key and folder.exists():
+        if folder.exists() and (stage in self.redo
+                                or (entry is not None and entry.get("fingerprint") != key)):
             shutil.rmtree(folder)
+        self.redo.discard(stage)  # once per invocation
         folder.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
         self.manifest["stages"][stage] = {"fingerprint": key, "status": "running",
