@@ -11,7 +11,8 @@ Times come from the run's manifest (each ``generators/<name>`` stage: training p
 sampling of all its sets); ``--check-reload`` reloads every ``model.pt``, samples again
 with the run's seed, times it and checks the images are identical to the saved set.
 Results go to ``RUN/bench/generators.json``; ``--report`` prints the markdown tables for
-docs/benchmarks.md.
+docs/benchmarks.md; ``--privacy`` (on its own) adds synthlens's privacy metrics of every set
+in the judge's feature space.
 
 The judge and the in-domain feature space: a SmallCNN trained on the run's generator
 training split (model selection on val) with the ``standard`` utility augmentations and
@@ -138,6 +139,43 @@ def diagnose_vqvae2(run: Path, name: str, judge: Judge, holdout: ImageSet
                 "sampled_top_sampled_bottom": judge.scores(decoded(sampled_top, both))}
 
 
+PRIVACY_METRICS = ("memorisation_rate", "mia_auc", "dcr_ratio", "copy_rate")
+
+
+def privacy(judge: Judge, train: ImageSet, holdout: ImageSet, sets: Path
+            ) -> dict[str, dict[str, float]]:
+    """synthlens's privacy metrics of every set in the judge's feature space, plus the
+    real floor (half of the holdout standing in for a synthetic set)."""
+    from synthlens.metrics import RealReference, evaluate_features, real_floor
+
+    reference = RealReference(k=5, feature_space="judge").fit(
+        judge.clf.embed(train.images), train.labels, holdout=judge.clf.embed(holdout.images),
+        holdout_labels=holdout.labels, class_names=train.class_names)
+
+    def values(scores: dict) -> dict[str, float]:
+        return {name: float(scores[name].value) for name in PRIVACY_METRICS}
+
+    out = {"real floor": values(real_floor(reference, metrics=PRIVACY_METRICS,
+                                           n_bootstrap=0))}
+    # real-holdout *is* the non-member set, so its membership figures say nothing
+    for folder in sorted(p for p in sets.iterdir()
+                         if (p / "samples.npz").exists() and p.name != "real-holdout"):
+        images = load_imageset(folder / "samples.npz")
+        out[folder.name] = values(evaluate_features(
+            reference, judge.clf.embed(images.images), images.labels,
+            metrics=PRIVACY_METRICS, n_bootstrap=0))
+        print(folder.name, out[folder.name], flush=True)
+    return out
+
+
+def privacy_markdown(rows: dict[str, dict[str, float]]) -> str:
+    lines = ["| set | " + " | ".join(PRIVACY_METRICS) + " |",
+             "|---|" + "---|" * len(PRIVACY_METRICS)]
+    lines += [f"| {name} | " + " | ".join(f"{row[m]:.3f}" for m in PRIVACY_METRICS) + " |"
+              for name, row in rows.items()]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -158,6 +196,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--diagnose-vqvae2", action="store_true",
                         help="score VQ-VAE-2's autoencoder and priors separately on the "
                              "real held-out images")
+    parser.add_argument("--privacy", action="store_true",
+                        help="only: synthlens's privacy metrics of every set of the run in the "
+                             "judge's feature space (members = the generators' training "
+                             "split, non-members = real-holdout), and the real floor")
     parser.add_argument("--report", action="store_true", help="print the markdown tables")
     args = parser.parse_args(argv)
     out = args.run / "bench"
@@ -178,6 +220,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     train = load_imageset(args.run / "data" / "train.npz")  # the generators' training split
     judge = Judge(args.judge or out / "judge.pt", train, real.val)
+    if args.privacy:
+        results = read_json(results_path) if results_path.exists() else {}
+        holdout = load_imageset(args.run / "data" / "holdout.npz")
+        results["privacy"] = privacy(judge, train, holdout, args.run / "sets")
+        write_json(results_path, results)
+        print(privacy_markdown(results["privacy"]))
+        return 0
     seed = int(config["seed"])
     results = {"run": str(args.run), "budget": config["budget"],
                "machine": {"cpu": platform.processor() or platform.machine(),
