@@ -9,6 +9,7 @@ way out, so callers never see the working size.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -35,6 +36,17 @@ def pad_to(x: torch.Tensor, size: int) -> torch.Tensor:
     if max(before, after) >= x.shape[-1]:  # reflect needs a wider image than the pad
         return F.pad(x, (before, after, before, after), mode="replicate")
     return F.pad(x, (before, after, before, after), mode="reflect")
+
+
+@torch.no_grad()
+def frozen_outputs(network: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor,
+                   size: int, device: str, batch_size: int = 256) -> torch.Tensor:
+    """``network`` of every image, reflect-padded to ``size``, run batch by batch on
+    ``device`` without gradients and gathered on the CPU: a frozen model's outputs for a
+    whole training split (bounded memory on the device)."""
+    rows = [network(pad_to(images[start:start + batch_size].to(device), size)).cpu()
+            for start in range(0, len(images), batch_size)]
+    return torch.cat(rows)
 
 
 def crop_to(x: torch.Tensor, size: int) -> torch.Tensor:

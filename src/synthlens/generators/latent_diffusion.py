@@ -21,7 +21,7 @@ import torch
 from synthlens.data.dataset import ImageSet
 from synthlens.generators.autoencoder import KLAutoencoder, VQAutoencoder
 from synthlens.generators.base import Budget, cosine_lr, to_model_range
-from synthlens.generators.blocks import crop_to, pad_to, working_size
+from synthlens.generators.blocks import crop_to, frozen_outputs, pad_to, working_size
 from synthlens.generators.ddpm import DDPM
 
 _AE_KNOBS = ("first_stage", "latent_channels", "ae_base_channels", "ae_channel_mults",
@@ -87,12 +87,8 @@ class LatentDiffusion(DDPM):
         # (a KL posterior is drawn from in each step, as before) instead of every batch.
         if stage != "diffusion":
             return images
-        rows = []
-        with torch.no_grad():
-            for start in range(0, len(images), 256):
-                x = pad_to(images[start:start + 256].to(self.device), self.work_size)
-                rows.append(self.autoencoder.encode_params(x).cpu())
-        return torch.cat(rows)
+        return frozen_outputs(self.autoencoder.encode_params, images, self.work_size,
+                              self.device)
 
     def _from_space(self, z: torch.Tensor) -> torch.Tensor:
         return crop_to(self.autoencoder.decode(z / self.scale_factor), self.size)

@@ -32,7 +32,7 @@ from torch.nn import functional as F
 
 from synthlens.data.dataset import ImageSet
 from synthlens.generators.base import Budget, Generator, cosine_lr, to_model_range
-from synthlens.generators.blocks import crop_to, pad_to, working_size
+from synthlens.generators.blocks import crop_to, frozen_outputs, pad_to, working_size
 from synthlens.generators.pixelcnn import GatedPixelCNN
 from synthlens.generators.quantizer import VectorQuantizer
 from synthlens.generators.transformer import CodeTransformer
@@ -250,8 +250,7 @@ class VQVAE2(Generator):
         # stage (one row per image: top codes, then bottom codes) instead of every batch.
         if stage == "vqvae":
             return images
-        id_t, id_b = self._encode(images)
-        return torch.cat([id_t.flatten(1), id_b.flatten(1)], 1).int()
+        return self._code_rows(images).int()
 
     def _train_step(self, stage: str, inputs: torch.Tensor, labels: torch.Tensor,
                     step: int) -> dict[str, float]:
@@ -271,10 +270,7 @@ class VQVAE2(Generator):
                     "perplexity_top": self.net.quantize_t.perplexity(),
                     "perplexity_bottom": self.net.quantize_b.perplexity()}
         else:
-            codes = inputs.long()  # rows of _stage_inputs
-            n_top = self.top_shape[0] * self.top_shape[1]
-            id_t = codes[:, :n_top].view(-1, *self.top_shape)
-            id_b = codes[:, n_top:].view(-1, *self.bottom_shape)
+            id_t, id_b = self._split_rows(inputs.long())  # rows of _stage_inputs
             if stage == "top_prior":
                 self.top_prior.train()
                 loss = F.cross_entropy(self._prior_logits(self.top_prior, id_t, labels), id_t)
@@ -342,25 +338,27 @@ class VQVAE2(Generator):
         if tuple(array.shape[1:]) != self.image_shape:
             raise ValueError(f"images have shape {array.shape[1:]}, the model was trained on "
                              f"{self.image_shape}")
-        tops, bottoms = [], []
-        for start in range(0, len(array), batch_size):
-            id_t, id_b = self._encode(to_model_range(array[start:start + batch_size]), batch_size)
-            tops.append(id_t.numpy())
-            bottoms.append(id_b.numpy())
-        return np.concatenate(tops), np.concatenate(bottoms)
+        rows = torch.cat([self._code_rows(to_model_range(array[start:start + batch_size]),
+                                          batch_size)
+                          for start in range(0, len(array), batch_size)])
+        top, bottom = self._split_rows(rows)
+        return top.numpy(), bottom.numpy()
 
-    @torch.no_grad()
-    def _encode(self, x: torch.Tensor, batch_size: int = 256
-                ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(top, bottom) code maps (int64, CPU) of model-range images N×C×H×W."""
-        self.net.eval()
-        tops, bottoms = [], []
-        for start in range(0, len(x), batch_size):
-            batch = pad_to(x[start:start + batch_size].to(self.device), self.work_size)
+    def _code_rows(self, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+        """Code maps of model-range images N×C×H×W as rows (int64, CPU): the top map, then
+        the bottom map, flattened."""
+        def codes(batch: torch.Tensor) -> torch.Tensor:
             _, _, _, id_t, id_b = self.net.encode(batch)
-            tops.append(id_t.cpu())
-            bottoms.append(id_b.cpu())
-        return torch.cat(tops), torch.cat(bottoms)
+            return torch.cat([id_t.flatten(1), id_b.flatten(1)], 1)
+
+        self.net.eval()
+        return frozen_outputs(codes, x, self.work_size, self.device, batch_size)
+
+    def _split_rows(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(top, bottom) code maps from :meth:`_code_rows`."""
+        n_top = self.top_shape[0] * self.top_shape[1]
+        return (rows[:, :n_top].reshape(-1, *self.top_shape),
+                rows[:, n_top:].reshape(-1, *self.bottom_shape))
 
     def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
         """Autoencoder reconstruction of model-range images (for diagnostics)."""
