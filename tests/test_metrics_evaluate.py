@@ -123,3 +123,17 @@ def test_input_errors(labelled):
         RealReference(k=0)
     with pytest.raises(InputError, match="more than k"):
         RealReference(k=5).fit(np.zeros((5, 2)))
+
+
+def test_a_null_per_class_value_survives_the_json_round_trip():
+    """A class below a metric's minimum N is written as null; reading it back and writing it
+    again (assembly, resume) must keep it null, not crash (BreastMNIST's small class)."""
+    from synthlens.metrics import MetricResult
+
+    result = MetricResult("precision", 0.5, "higher", ci=(0.4, 0.6),
+                          per_class={"benign": 0.6, "malignant": float("nan")})
+    entry = json.loads(json.dumps(result.to_json(), allow_nan=False))
+    assert entry["per_class"] == {"benign": 0.6, "malignant": None}
+    again = MetricResult.from_json("precision", entry)
+    assert math.isnan(again.per_class["malignant"])
+    assert json.loads(json.dumps(again.to_json(), allow_nan=False)) == entry

@@ -66,13 +66,16 @@ class MetricResult:
             value=math.nan if value is None else value,
             direction=entry["direction"],
             ci=None if ci is None else (_none_to_nan(ci[0]), _none_to_nan(ci[1])),
-            per_class=entry.get("per_class"),
+            per_class=(None if entry.get("per_class") is None
+                       else {k: _none_to_nan(v) for k, v in entry["per_class"].items()}),
             feature_space=entry.get("feature_space"),
             details=entry.get("details", {}),
         )
 
 
-def _finite_or_none(value: float) -> float | None:
+def _finite_or_none(value: float | None) -> float | None:
+    if value is None:
+        return None
     value = float(value)
     return value if math.isfinite(value) else None
 
