@@ -12,11 +12,11 @@ from synthlens.analysis.stats import (
     benjamini_hochberg,
     correlation,
     kendall_rows,
-    percentile_ci,
     permutation_test,
     smallest_p_value,
     spearman_rows,
 )
+from synthlens.stats import percentile_ci
 
 
 @pytest.mark.parametrize("seed", range(5))

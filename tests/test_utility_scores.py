@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
+from synthlens.stats import percentile_ci
+from synthlens.utility.evaluate import MIN_CI_REPLICATES
 from synthlens.utility.scores import compute_scores, per_class_scores, score_names
 from synthlens.utility.stats import (
     bootstrap_weights,
     min_wilcoxon_p,
-    percentile_ci,
     wilcoxon_note,
     wilcoxon_p,
 )
@@ -130,6 +131,9 @@ def test_bootstrap_weights_and_percentile_ci():
     assert (w.sum(axis=1) == 50).all()
     np.testing.assert_array_equal(w, bootstrap_weights(50, 300, seed=0))
     assert not np.array_equal(w, bootstrap_weights(50, 300, seed=1))
-    lo, hi = percentile_ci(np.arange(1001, dtype=float), 0.9)
+    lo, hi = percentile_ci(np.arange(1001, dtype=float), 0.9, min_finite=MIN_CI_REPLICATES)
     assert (lo, hi) == pytest.approx((50.0, 950.0))
-    assert percentile_ci(np.full(5, np.nan), 0.95) is None
+    # utility intervals need MIN_CI_REPLICATES finite replicates
+    few = np.r_[np.arange(MIN_CI_REPLICATES - 1.0), np.full(5, np.nan)]
+    assert percentile_ci(few, 0.95, min_finite=MIN_CI_REPLICATES) is None
+    assert percentile_ci(np.r_[few, 9.0], 0.95, min_finite=MIN_CI_REPLICATES) is not None

@@ -43,11 +43,11 @@ from synthlens.analysis.stats import (
     benjamini_hochberg,
     kendall_rows,
     pearson_rows,
-    percentile_ci,
     permutation_test,
     smallest_p_value,
     spearman_rows,
 )
+from synthlens.stats import percentile_ci
 
 ANALYSIS_VERSION = "1.0"
 #: Fewer sets than this and the report says plainly that nothing can be concluded.

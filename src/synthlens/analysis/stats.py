@@ -166,17 +166,6 @@ def _null_distribution(x: np.ndarray, y: np.ndarray, perms: np.ndarray,
     return pearson_rows(np.broadcast_to(x, perms.shape), y[perms])
 
 
-def percentile_ci(samples: np.ndarray, level: float = 0.95) -> tuple[float, float] | None:
-    """Percentile interval of the finite samples; ``None`` when there are none."""
-    samples = np.asarray(samples, dtype=float)
-    samples = samples[np.isfinite(samples)]
-    if samples.size == 0:
-        return None
-    tail = (1.0 - level) / 2.0 * 100.0
-    lo, hi = np.percentile(samples, [tail, 100.0 - tail])
-    return float(lo), float(hi)
-
-
 def benjamini_hochberg(p_values: np.ndarray) -> np.ndarray:
     """Benjamini-Hochberg adjusted p-values (q-values); NaN inputs stay NaN and are not counted."""
     p = np.asarray(p_values, dtype=float)

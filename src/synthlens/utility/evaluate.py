@@ -36,6 +36,7 @@ from synthlens.data.dataset import ImageSet, RealData
 from synthlens.errors import InputError
 from synthlens.io import read_json, read_npz, write_json, write_npz
 from synthlens.metrics.base import MetricResult
+from synthlens.stats import percentile_ci
 from synthlens.utility.classifiers import train_classifier
 from synthlens.utility.protocols import (
     CROSS_TASK_SOURCES,
@@ -48,7 +49,6 @@ from synthlens.utility.scores import TaskType, compute_scores, per_class_scores,
 from synthlens.utility.stats import (
     bootstrap_weights,
     mean_over_seeds,
-    percentile_ci,
     seed_draws,
     wilcoxon_note,
     wilcoxon_p,
@@ -58,6 +58,8 @@ BASELINE_NAME = "real-only"
 #: Bump when a change alters what a cached arm holds or how it is trained.
 CACHE_VERSION = 1
 _REAL_ARMS = ("real", "real_low")
+#: A bootstrap interval needs at least this many finite replicates (else it is ``None``).
+MIN_CI_REPLICATES = 10
 
 
 @dataclass
@@ -331,8 +333,9 @@ class UtilityEvaluator:
             return None, None
         draws = seed_draws(replicates.shape[0], replicates.shape[1], self.seed)
         level = self.config.ci_level
-        return (percentile_ci(mean_over_seeds(replicates, draws), level),
-                percentile_ci(mean_over_seeds(replicates), level))
+        return (percentile_ci(mean_over_seeds(replicates, draws), level,
+                              min_finite=MIN_CI_REPLICATES),
+                percentile_ci(mean_over_seeds(replicates), level, min_finite=MIN_CI_REPLICATES))
 
     @staticmethod
     def _per_class(score: str, class_names: tuple[str, ...], per_class: dict[str, np.ndarray],

@@ -56,18 +56,6 @@ def bootstrap_weights(n: int, n_bootstrap: int, seed: int) -> np.ndarray:
     return rng.multinomial(n, np.full(n, 1.0 / n), size=n_bootstrap).astype(np.float64)
 
 
-def percentile_ci(replicates: np.ndarray, level: float) -> tuple[float, float] | None:
-    """Percentile interval of bootstrap replicates (NaN replicates dropped); ``None`` if
-    fewer than 10 finite replicates remain."""
-    values = np.asarray(replicates, dtype=np.float64)
-    values = values[np.isfinite(values)]
-    if values.size < 10:
-        return None
-    alpha = (1.0 - level) / 2.0
-    lo, hi = np.quantile(values, [alpha, 1.0 - alpha])
-    return float(lo), float(hi)
-
-
 def seed_draws(n_seeds: int, n_bootstrap: int, seed: int) -> np.ndarray:
     """``(n_bootstrap, n_seeds)`` seed indices drawn with replacement: the outer level of
     the two-level bootstrap (seeds, then test images)."""
