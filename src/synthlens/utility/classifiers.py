@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 
 from synthlens.data.augment import random_intensity, random_shift
 from synthlens.data.dataset import ImageSet
+from synthlens.stats import macro_auroc
 
 
 def images_to_tensor(images: np.ndarray) -> torch.Tensor:
@@ -257,13 +258,10 @@ class TrainedClassifier:
 def _val_score(classifier: TrainedClassifier, val: ImageSet) -> float:
     """AUROC on the validation split (macro one-vs-rest for multi-class): threshold-free,
     so model selection is not driven by class balance."""
-    from sklearn.metrics import roc_auc_score
-
-    probs = classifier.predict_proba(val.images)
-    if classifier.n_classes == 2:
-        return float(roc_auc_score(val.labels, probs[:, 1]))
-    return float(roc_auc_score(val.labels, probs, multi_class="ovr", average="macro",
-                               labels=list(range(classifier.n_classes))))
+    score = float(macro_auroc(val.labels, classifier.predict_proba(val.images))[0])
+    if not np.isfinite(score):
+        raise ValueError("the validation split needs images of every class to score AUROC")
+    return score
 
 
 def _rng_devices(device: str) -> list[int]:

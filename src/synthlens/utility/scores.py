@@ -10,7 +10,8 @@ scikit-learn. With weights all 1 every score equals scikit-learn's (see the test
 - ``accuracy``: share of correct predictions;
 - ``balanced_accuracy``: mean recall over the classes present in the labels;
 - ``auroc``: binary AUROC of the positive class (label 1), or the unweighted mean of the
-  one-vs-rest AUROCs (``roc_auc_score(multi_class="ovr", average="macro")``);
+  one-vs-rest AUROCs (``roc_auc_score(multi_class="ovr", average="macro")``), both
+  :func:`synthlens.stats.macro_auroc`;
 - ``f1_macro``: unweighted mean F1 over the classes present in labels or predictions;
 - ``qwk``: Cohen's kappa with quadratic weights (ordinal tasks only).
 """
@@ -21,12 +22,11 @@ from typing import Literal
 
 import numpy as np
 
+from synthlens.stats import class_aurocs, macro_auroc
+
 TaskType = Literal["binary", "multiclass", "ordinal"]
 TASK_TYPES: tuple[str, ...] = ("binary", "multiclass", "ordinal")
 BASE_SCORES: tuple[str, ...] = ("accuracy", "balanced_accuracy", "auroc", "f1_macro")
-
-#: Bootstrap replicates processed per block, to bound memory at (block, N) floats.
-_BLOCK = 256
 
 
 def score_names(task: TaskType) -> tuple[str, ...]:
@@ -69,35 +69,6 @@ def _safe_div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
         return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
 
 
-def binary_auroc(scores: np.ndarray, positive: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Weighted AUROC ``(B,)`` of one score column: P(score_pos > score_neg) + ½ P(tie).
-
-    Tied scores are grouped once (sorting is shared by all replicates); NaN where a
-    replicate holds no positive or no negative.
-    """
-    order = np.argsort(scores, kind="stable")
-    sorted_scores = scores[order]
-    pos = positive[order].astype(np.float64)
-    starts = np.flatnonzero(np.r_[True, sorted_scores[1:] != sorted_scores[:-1]])
-    out = np.empty(weights.shape[0])
-    for lo in range(0, weights.shape[0], _BLOCK):
-        w = weights[lo:lo + _BLOCK, order]
-        w_pos = np.add.reduceat(w * pos, starts, axis=1)
-        w_neg = np.add.reduceat(w * (1.0 - pos), starts, axis=1)
-        below = np.cumsum(w_neg, axis=1) - w_neg
-        num = (w_pos * (below + 0.5 * w_neg)).sum(axis=1)
-        out[lo:lo + _BLOCK] = _safe_div(num, w_pos.sum(axis=1) * w_neg.sum(axis=1))
-    return out
-
-
-def per_class_auroc(labels: np.ndarray, scores: np.ndarray,
-                    weights: np.ndarray | None = None) -> np.ndarray:
-    """One-vs-rest AUROC of every class, ``(B, K)``."""
-    labels, scores, weights = _check(labels, scores, weights)
-    return np.stack([binary_auroc(scores[:, k], labels == k, weights)
-                     for k in range(scores.shape[1])], axis=1)
-
-
 def compute_scores(labels: np.ndarray, scores: np.ndarray, task: TaskType,
                    weights: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Every score of :func:`score_names` ``(task)``, each an array ``(B,)`` (``(1,)``
@@ -114,11 +85,7 @@ def compute_scores(labels: np.ndarray, scores: np.ndarray, task: TaskType,
     recall = _safe_div(diag, rows)
     out["balanced_accuracy"] = _safe_div(np.where(present, recall, 0.0).sum(axis=1),
                                          present.sum(axis=1))
-    if n_classes == 2:
-        out["auroc"] = binary_auroc(scores[:, 1], labels == 1, weights)
-    else:
-        out["auroc"] = np.stack([binary_auroc(scores[:, k], labels == k, weights)
-                                 for k in range(n_classes)], axis=1).mean(axis=1)
+    out["auroc"] = macro_auroc(labels, scores, weights)
     f1 = _safe_div(2 * diag, rows + cols)
     used = (rows + cols) > 0
     out["f1_macro"] = _safe_div(np.where(used, f1, 0.0).sum(axis=1), used.sum(axis=1))
@@ -140,4 +107,4 @@ def per_class_scores(labels: np.ndarray, scores: np.ndarray) -> dict[str, np.nda
     diag, rows, cols = np.diagonal(cm), cm.sum(axis=1), cm.sum(axis=0)
     return {"recall": _safe_div(diag, rows),
             "f1": np.where(rows + cols > 0, _safe_div(2 * diag, rows + cols), np.nan),
-            "auroc": per_class_auroc(labels, scores)[0]}
+            "auroc": class_aurocs(labels, scores)[0]}
