@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from synthlens.errors import InputError
+from synthlens.hashing import json_sha256
 from synthlens.io import atomic_path, read_json, read_npz, write_json, write_npz
-from synthlens.runfolder import RunFolder, fingerprint
+from synthlens.runfolder import RunFolder
 
 
 def test_atomic_write_leaves_old_file_on_failure(tmp_path):
@@ -57,24 +58,24 @@ def test_force_replaces_a_run_but_not_other_folders(tmp_path):
 
 def test_resume_skips_done_stage_and_reruns_changed_one(tmp_path):
     run = RunFolder(tmp_path / "run")
-    with run.stage("metrics/a", fingerprint({"k": 5})) as folder:
+    with run.stage("metrics/a", json_sha256({"k": 5})) as folder:
         write_json(folder / "m.json", {"v": 1})
     run.finish("complete")
 
     resumed = RunFolder(tmp_path / "run", mode="resume")
-    assert resumed.is_done("metrics/a", fingerprint({"k": 5}))
-    assert not resumed.is_done("metrics/a", fingerprint({"k": 3}))
-    with resumed.stage("metrics/a", fingerprint({"k": 3})) as folder:
+    assert resumed.is_done("metrics/a", json_sha256({"k": 5}))
+    assert not resumed.is_done("metrics/a", json_sha256({"k": 3}))
+    with resumed.stage("metrics/a", json_sha256({"k": 3})) as folder:
         # a changed fingerprint starts from an empty stage folder
         assert not (folder / "m.json").exists()
     # a fresh (non-resume) run never skips
-    assert not RunFolder(tmp_path / "other").is_done("metrics/a", fingerprint({"k": 5}))
+    assert not RunFolder(tmp_path / "other").is_done("metrics/a", json_sha256({"k": 5}))
 
 
 def test_redo_reruns_a_finished_stage_from_an_empty_folder(tmp_path):
     run = RunFolder(tmp_path / "run")
     for stage in ("generators/a", "generators/b"):
-        with run.stage(stage, fingerprint(stage)) as folder:
+        with run.stage(stage, json_sha256(stage)) as folder:
             write_json(folder / "model.json", {"v": 1})
     run.finish("complete")
     before = (tmp_path / "run" / "manifest.json").read_text()
@@ -90,12 +91,12 @@ def test_redo_reruns_a_finished_stage_from_an_empty_folder(tmp_path):
     assert not (tmp_path / "fresh").exists()
 
     resumed = RunFolder(tmp_path / "run", mode="resume", redo=["generators/a"])
-    assert not resumed.is_done("generators/a", fingerprint("generators/a"))
-    assert resumed.is_done("generators/b", fingerprint("generators/b"))
-    with resumed.stage("generators/a", fingerprint("generators/a")) as folder:
+    assert not resumed.is_done("generators/a", json_sha256("generators/a"))
+    assert resumed.is_done("generators/b", json_sha256("generators/b"))
+    with resumed.stage("generators/a", json_sha256("generators/a")) as folder:
         assert not (folder / "model.json").exists()  # same fingerprint, still a fresh start
         write_json(folder / "model.json", {"v": 2})
-    assert resumed.is_done("generators/a", fingerprint("generators/a"))  # once per run
+    assert resumed.is_done("generators/a", json_sha256("generators/a"))  # once per run
     resumed.finish("complete")
     manifest = read_json(tmp_path / "run" / "manifest.json")
     assert manifest["runs"][-1]["redo"] == ["generators/a"]
@@ -104,7 +105,7 @@ def test_redo_reruns_a_finished_stage_from_an_empty_folder(tmp_path):
 
 def test_failed_stage_is_not_done_and_manifest_records_it(tmp_path):
     run = RunFolder(tmp_path / "run")
-    key = fingerprint("x")
+    key = json_sha256("x")
     with pytest.raises(ZeroDivisionError), run.stage("utility/a", key):
         1 / 0  # noqa: B018
     run.finish("failed")
@@ -126,7 +127,3 @@ def test_manifest_records_versions_seeds_and_hashes(tmp_path):
     assert manifest["inputs"]["real.train"] == "ab" * 32
     assert manifest["created"] <= manifest["finished"]
 
-
-def test_fingerprint_is_order_independent():
-    assert fingerprint({"a": 1, "b": [1, 2]}) == fingerprint({"b": [1, 2], "a": 1})
-    assert fingerprint({"a": 1}) != fingerprint({"a": 2})

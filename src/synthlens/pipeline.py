@@ -30,9 +30,10 @@ from synthlens.data import (
 )
 from synthlens.errors import InputError
 from synthlens.generators import Budget, get_generator, noise_reference, resolve_device
+from synthlens.hashing import json_sha256
 from synthlens.io import read_json, write_json
 from synthlens.metrics.base import MetricResult
-from synthlens.runfolder import Mode, RunFolder, fingerprint
+from synthlens.runfolder import Mode, RunFolder
 
 log = logging.getLogger("synthlens")
 
@@ -138,7 +139,7 @@ class Pipeline:
         mask[index] = True
         self.fit_train = real.train.subset(np.flatnonzero(~mask), split="train")
         self.holdout = real.train.subset(index, split="holdout")
-        key = fingerprint({"data": real.hashes(), "holdout": self.config["holdout_fraction"],
+        key = json_sha256({"data": real.hashes(), "holdout": self.config["holdout_fraction"],
                            "seed": self.seed})
         if self.run.is_done("data", key):
             return
@@ -192,7 +193,7 @@ class Pipeline:
         budget = Budget.from_dict(settings)
         variants = sweep_variants(spec)
         stage = f"generators/{name}"
-        key = fingerprint({"spec": spec, "budget": budget.to_dict(), "seed": self.seed,
+        key = json_sha256({"spec": spec, "budget": budget.to_dict(), "seed": self.seed,
                            "train": self.fit_train.sha256(), "counts": counts.tolist()})
         if not self.run.is_done(stage, key):
             self.on_stage(f"training generator {name} ({family})")
@@ -231,7 +232,7 @@ class Pipeline:
             if extractor.needs_fit:
                 stage = f"features/{name}"
                 state = self.run.path(stage, "extractor.pt")
-                key = fingerprint({"extractor": name, "options": options, "seed": self.seed,
+                key = json_sha256({"extractor": name, "options": options, "seed": self.seed,
                                    "train": self.fit_train.sha256()})
                 if self.run.is_done(stage, key) and state.exists():
                     extractor.load(state)
@@ -305,8 +306,8 @@ class Pipeline:
                     "train": self.fit_train.sha256(), "holdout": self.holdout.sha256()}
             stage = f"metrics/{extractor_name}/real-vs-real"
             path = self.run.path(stage, "metrics.json")
-            if not self.run.is_done(stage, fingerprint(base)):
-                with self.run.stage(stage, fingerprint(base)):
+            if not self.run.is_done(stage, json_sha256(base)):
+                with self.run.stage(stage, json_sha256(base)):
                     floor = real_floor(reference, metrics=feature_names, seed=self.seed,
                                        n_bootstrap=effort["n_bootstrap"],
                                        kid_subsets=effort["kid_subsets"])
@@ -317,7 +318,7 @@ class Pipeline:
             for set_name, entry in self.sets.items():
                 images = entry.images
                 stage = f"metrics/{extractor_name}/{set_name}"
-                key = fingerprint({**base, "set": images.sha256(),
+                key = json_sha256({**base, "set": images.sha256(),
                                    "images": image_names if not suffix else []})
                 path = self.run.path(stage, "metrics.json")
                 if not self.run.is_done(stage, key):
@@ -378,7 +379,7 @@ class Pipeline:
         results: dict[str, dict[str, MetricResult]] = {}
         for set_name, images in jobs:
             stage = f"utility/{set_name}"
-            key = fingerprint({**base, "set": None if images is None else images.sha256()})
+            key = json_sha256({**base, "set": None if images is None else images.sha256()})
             path = self.run.path(stage, "utility.json")
             if not self.run.is_done(stage, key):
                 self.on_stage(f"utility of {set_name}")

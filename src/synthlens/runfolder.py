@@ -16,8 +16,6 @@ otherwise. An existing run folder is never overwritten without ``resume`` or ``f
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import platform
 import shutil
@@ -40,12 +38,6 @@ from synthlens.io import read_json, write_json, write_text
 Mode = Literal["new", "resume", "force"]
 
 MANIFEST = "manifest.json"
-
-
-def fingerprint(obj: Any) -> str:
-    """SHA-256 of a JSON-able object (sorted keys), to detect changed config or inputs."""
-    blob = json.dumps(obj, sort_keys=True, default=str, separators=(",", ":"))
-    return hashlib.sha256(blob.encode()).hexdigest()
 
 
 def _now() -> str:
@@ -119,11 +111,6 @@ class RunFolder:
     # ------------------------------------------------------------------ paths
     def path(self, *parts: str) -> Path:
         return self.root.joinpath(*parts)
-
-    def stage_dir(self, stage: str) -> Path:
-        path = self.root / stage
-        path.mkdir(parents=True, exist_ok=True)
-        return path
 
     # ------------------------------------------------------------------ manifest
     def _save(self) -> None:

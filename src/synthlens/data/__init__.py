@@ -5,7 +5,7 @@ Every loader returns validated ``uint8`` images and ``int64`` labels
 the file, the key and the problem.
 """
 
-from synthlens.data.dataset import SPLITS, ImageSet, RealData, array_sha256
+from synthlens.data.dataset import SPLITS, ImageSet, RealData
 from synthlens.data.demo import DEMO_VERSION, make_demo
 from synthlens.data.folder import load_folder
 from synthlens.data.load import load_dataset
@@ -23,7 +23,6 @@ __all__ = [
     "ImageSet",
     "MedMNISTInfo",
     "RealData",
-    "array_sha256",
     "cache_root",
     "holdout_indices",
     "load_dataset",

@@ -10,24 +10,15 @@ loader that read it; problems raise :class:`synthlens.errors.InputError` naming 
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from synthlens.errors import InputError
+from synthlens.hashing import array_sha256, digests_sha256
 
 SPLITS = ("train", "val", "test")
-
-
-def array_sha256(array: np.ndarray) -> str:
-    """SHA-256 of an array's dtype, shape and bytes (C order), as hex."""
-    digest = hashlib.sha256()
-    contiguous = np.ascontiguousarray(array)
-    digest.update(f"{contiguous.dtype.str}{contiguous.shape}".encode())
-    digest.update(memoryview(contiguous).cast("B"))
-    return digest.hexdigest()
 
 
 def validate_images(images: np.ndarray, source: str) -> np.ndarray:
@@ -149,10 +140,8 @@ class ImageSet:
     def sha256(self) -> str:
         """SHA-256 over images then labels; cached because arrays are treated as immutable."""
         if not self._sha256:
-            digest = hashlib.sha256()
-            digest.update(array_sha256(self.images).encode())
-            digest.update(array_sha256(self.labels).encode())
-            self._sha256.append(digest.hexdigest())
+            self._sha256.append(digests_sha256(array_sha256(self.images),
+                                               array_sha256(self.labels)))
         return self._sha256[0]
 
     def subset(self, index: np.ndarray | Sequence[int], split: str | None = None) -> ImageSet:

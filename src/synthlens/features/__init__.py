@@ -20,7 +20,7 @@ import inspect
 from typing import Any
 
 from synthlens.errors import InputError
-from synthlens.features.base import DISTANCES, Extractor, NotFittedError, file_sha256
+from synthlens.features.base import DISTANCES, Extractor, NotFittedError
 from synthlens.features.cache import FeatureCache
 
 #: name -> "module:Class", imported on first use so that ``import synthlens.features``
@@ -94,4 +94,4 @@ def _from_entry_point(target: str, options: dict[str, Any]) -> Extractor:
 
 
 __all__ = ["DISTANCES", "Extractor", "FeatureCache", "NotFittedError", "available_extractors",
-           "extractor_class", "file_sha256", "get_extractor"]
+           "extractor_class", "get_extractor"]

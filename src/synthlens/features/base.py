@@ -20,7 +20,6 @@ Extraction is batched (memory bounded by ``batch_size``), runs under
 
 from __future__ import annotations
 
-import hashlib
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -33,6 +32,7 @@ from tqdm.auto import tqdm
 
 from synthlens.data.dataset import ImageSet, validate_images
 from synthlens.errors import InputError
+from synthlens.hashing import json_sha256
 
 Distance = Literal["euclidean", "cosine", "hamming"]
 DISTANCES: tuple[str, ...] = ("euclidean", "cosine", "hamming")
@@ -103,7 +103,7 @@ class Extractor(ABC):
 
     def cache_key(self) -> str:
         """SHA-256 over what decides the features: id, weights, preprocessing, distance."""
-        return _json_sha256({"id": self.id, "weights_sha256": self.weights_sha256,
+        return json_sha256({"id": self.id, "weights_sha256": self.weights_sha256,
                              "preprocessing": self.preprocessing,
                              "distance": self.distance})
 
@@ -196,42 +196,6 @@ def to_tensor(images: np.ndarray, device: str) -> torch.Tensor:
     x = torch.from_numpy(np.ascontiguousarray(images)).to(device)
     x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)
     return x.float()
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    """SHA-256 of a file's bytes, memoised on (path, size, mtime) since weights are large."""
-    path = Path(path).resolve()
-    stat = path.stat()
-    key = (str(path), stat.st_size, stat.st_mtime_ns)
-    if key not in _FILE_HASHES:
-        digest = hashlib.sha256()
-        with open(path, "rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
-        _FILE_HASHES[key] = digest.hexdigest()
-    return _FILE_HASHES[key]
-
-
-_FILE_HASHES: dict[tuple[str, int, int], str] = {}
-
-
-def state_dict_sha256(state: dict[str, torch.Tensor]) -> str:
-    """SHA-256 of a state dict's names, dtypes, shapes and values (independent of how
-    ``torch.save`` lays the file out)."""
-    digest = hashlib.sha256()
-    for name in sorted(state):
-        tensor = state[name].detach().cpu().contiguous()
-        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
-        digest.update(tensor.numpy().tobytes() if tensor.dtype != torch.bfloat16
-                      else tensor.view(torch.int16).numpy().tobytes())
-    return digest.hexdigest()
-
-
-def _json_sha256(obj: Any) -> str:
-    import json
-
-    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False)
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def resolve_weights(option: str | os.PathLike[str] | None, env_var: str,

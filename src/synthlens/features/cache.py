@@ -18,8 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from synthlens.data.dataset import ImageSet, array_sha256
-from synthlens.features.base import Extractor, _json_sha256
+from synthlens.data.dataset import ImageSet
+from synthlens.features.base import Extractor
+from synthlens.hashing import array_sha256, json_sha256
 from synthlens.io import atomic_path, write_json
 
 
@@ -38,7 +39,7 @@ class FeatureCache:
 
     def key(self, extractor: Extractor, images: ImageSet | np.ndarray) -> str:
         data = images.sha256() if isinstance(images, ImageSet) else array_sha256(images)
-        return _json_sha256({"data": data, "space": extractor.cache_key()})
+        return json_sha256({"data": data, "space": extractor.cache_key()})
 
     def path(self, extractor: Extractor, images: ImageSet | np.ndarray) -> Path:
         folder = re.sub(r"[^A-Za-z0-9._-]+", "_", extractor.id)

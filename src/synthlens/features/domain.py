@@ -19,7 +19,8 @@ import torch
 
 from synthlens.data.dataset import ImageSet
 from synthlens.errors import InputError
-from synthlens.features.base import Extractor, NotFittedError, state_dict_sha256
+from synthlens.features.base import Extractor, NotFittedError
+from synthlens.hashing import state_dict_sha256
 from synthlens.io import atomic_path
 from synthlens.utility.classifiers import (
     TrainConfig,

@@ -25,11 +25,11 @@ from torch.nn import functional as F
 from synthlens.errors import InputError
 from synthlens.features.base import (
     Extractor,
-    file_sha256,
     package_file,
     resolve_weights,
     to_tensor,
 )
+from synthlens.hashing import file_sha256
 
 ENV_VAR = "SYNTHLENS_EFFICIENTNET_WEIGHTS"
 INPUT_SIZE = 224

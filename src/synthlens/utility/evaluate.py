@@ -19,7 +19,6 @@ better".
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections.abc import Mapping
@@ -34,6 +33,7 @@ from tqdm.auto import tqdm
 
 from synthlens.data.dataset import ImageSet, RealData
 from synthlens.errors import InputError
+from synthlens.hashing import json_sha256
 from synthlens.io import read_json, read_npz, write_json, write_npz
 from synthlens.metrics.base import MetricResult
 from synthlens.stats import percentile_ci
@@ -186,7 +186,7 @@ class UtilityEvaluator:
             spec["augment_ratio"] = self.config.augment_ratio
         if self._cross_images is not None:
             spec["cross"] = self.cross_task_data.hashes()  # type: ignore[union-attr]
-        return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:32]
+        return json_sha256(spec, compact=False)[:32]
 
     def _load_cached(self, path: Path, arm: str, seed: int) -> ArmRun | None:
         if not path.exists():
