@@ -55,7 +55,11 @@ def validate_images(images: np.ndarray, source: str) -> np.ndarray:
 
 
 def validate_labels(labels: np.ndarray, n_images: int, source: str) -> np.ndarray:
-    """Check labels shaped (N,) or (N, 1) and return them as int64 (N,)."""
+    """Check labels shaped (N,) or (N, 1) and return them as int64 (N,): whole numbers
+    (integer, boolean or integral float dtypes), one per image, none negative.
+
+    The one label check: loaders, :class:`ImageSet` and the metrics' entry points call it;
+    problems raise :class:`InputError` naming ``source``."""
     labels = np.asarray(labels)
     if labels.dtype == object:
         raise InputError(source, "labels are an object array; expected integers")

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from synthlens.data.dataset import validate_labels
 from synthlens.errors import InputError
 from synthlens.metrics.base import Direction, MetricResult
 from synthlens.metrics.context import Classifier, EvaluationContext, Metric
@@ -216,11 +217,4 @@ def _resolve(metrics: Iterable[str] | None, reference: RealReference) -> list[st
 
 
 def _labels(labels: np.ndarray | None, n: int) -> np.ndarray | None:
-    if labels is None:
-        return None
-    labels = np.asarray(labels)
-    if labels.shape != (n,):
-        raise InputError("synthetic labels", f"expected shape ({n},), got {labels.shape}")
-    if not np.issubdtype(labels.dtype, np.integer):
-        raise InputError("synthetic labels", f"must be integers, got dtype {labels.dtype}")
-    return labels.astype(np.int64)
+    return None if labels is None else validate_labels(labels, n, "synthetic labels")

@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from synthlens.data.dataset import validate_labels
 from synthlens.errors import InputError
 from synthlens.metrics.knn import Ball, DistanceName, NeighbourEngine, Neighbours
 
@@ -300,19 +301,7 @@ def mean_cov(x: np.ndarray, block: int = 4096) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _check_labels(labels: np.ndarray | None, n: int, source: str) -> np.ndarray | None:
-    if labels is None:
-        return None
-    labels = np.asarray(labels)
-    if labels.shape != (n,):
-        raise InputError(source, f"expected shape ({n},), got {labels.shape}")
-    if not np.issubdtype(labels.dtype, np.integer):
-        if np.issubdtype(labels.dtype, np.floating) and np.all(labels == np.round(labels)):
-            labels = labels.astype(np.int64)
-        else:
-            raise InputError(source, f"labels must be integers, got dtype {labels.dtype}")
-    if labels.size and labels.min() < 0:
-        raise InputError(source, "labels must be non-negative")
-    return labels.astype(np.int64)
+    return None if labels is None else validate_labels(labels, n, source)
 
 
 def _class_names(class_names: Sequence[str] | None,
