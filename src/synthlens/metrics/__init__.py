@@ -31,6 +31,13 @@ if TYPE_CHECKING:
     from synthlens.metrics.knn import Ball, NeighbourEngine, Neighbours
     from synthlens.metrics.privacy import audit_table, read_audit_csv, write_audit_csv
     from synthlens.metrics.reference import RealReference, SetNeighbourhoods
+    from synthlens.metrics.scoring import (
+        SetScores,
+        SpaceScorer,
+        label_judge,
+        run_metrics,
+        space_suffix,
+    )
     from synthlens.metrics.variety import variety_scores, write_mean_images
 
 __all__ = [
@@ -45,14 +52,19 @@ __all__ = [
     "Neighbours",
     "RealReference",
     "SetNeighbourhoods",
+    "SetScores",
+    "SpaceScorer",
     "audit_table",
     "default_feature_metrics",
     "evaluate_features",
     "evaluate_images",
+    "label_judge",
     "metric_class",
     "metric_spec",
     "read_audit_csv",
     "real_floor",
+    "run_metrics",
+    "space_suffix",
     "variety_scores",
     "write_audit_csv",
     "write_mean_images",
@@ -67,6 +79,7 @@ _HOMES = {
     "knn": ("Ball", "NeighbourEngine", "Neighbours"),
     "privacy": ("audit_table", "read_audit_csv", "write_audit_csv"),
     "reference": ("RealReference", "SetNeighbourhoods"),
+    "scoring": ("SetScores", "SpaceScorer", "label_judge", "run_metrics", "space_suffix"),
     "variety": ("variety_scores", "write_mean_images"),
 }
 _HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
