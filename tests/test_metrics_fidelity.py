@@ -195,10 +195,10 @@ def test_fidelity_privacy_aware_on_hand_built_example(monkeypatch):
 
     for cls in (FidelityPrivacyAware, CopyRate, Privacy):
         monkeypatch.setattr(cls, "min_n", 1)  # six points are enough for a hand-built case
-    ctx = EvaluationContext(reference=ref, features=syn, n_bootstrap=0)
-    assert FidelityPrivacyAware().compute(ctx).value == pytest.approx(1 / 6)
-    assert CopyRate().compute(ctx).value == pytest.approx(4 / 6)
-    assert Privacy().compute(ctx).value == pytest.approx(2 / 6)
+    ctx = EvaluationContext(reference=ref, features=syn)
+    assert FidelityPrivacyAware(n_bootstrap=0).compute(ctx).value == pytest.approx(1 / 6)
+    assert CopyRate(n_bootstrap=0).compute(ctx).value == pytest.approx(4 / 6)
+    assert Privacy(n_bootstrap=0).compute(ctx).value == pytest.approx(2 / 6)
 
 
 def test_label_consistency_with_any_callable():

@@ -53,6 +53,14 @@ class SetEntry:
 
 
 @dataclass
+class Scores:
+    """What the metrics stage returns: every set's results and the real-vs-real floors."""
+
+    results: dict[str, dict[str, MetricResult]]
+    floors: dict[str, MetricResult]
+
+
+@dataclass
 class Inputs:
     """Everything read from the user's files, validated, before the run folder exists."""
 
@@ -107,13 +115,6 @@ def sweep_variants(spec: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     return [(f"{spec['name']}-{knob}{value:g}" if isinstance(value, float | int)
              else f"{spec['name']}-{knob}{value}", {**sample, knob: value})
             for value in sample[knob]]
-
-
-def _fixed(predicted: np.ndarray | None) -> Callable[[np.ndarray], np.ndarray] | None:
-    """A classifier stand-in that returns predictions already made for the same images."""
-    if predicted is None:
-        return None
-    return lambda _images: predicted
 
 
 class Pipeline:
@@ -264,34 +265,23 @@ class Pipeline:
         return ([n for n in names if n in FEATURE_METRICS],
                 [n for n in names if n in IMAGE_METRICS])
 
-    def _judge(self) -> Any:
-        """The label-consistency judge: the in-domain encoder's classifier when there is one
-        (it is trained on the real training split), else None (metric skipped)."""
-        for extractor in self.extractors.values():
-            classifier = getattr(extractor, "classifier", None)
-            if classifier is not None:
-                return classifier.predict
-        return None
-
-    def score(self) -> dict[str, dict[str, MetricResult]]:
+    def score(self) -> Scores:
+        """Score every set in every feature space (each set and space a resumable stage);
+        what is scored how is :class:`~synthlens.metrics.SpaceScorer`'s policy."""
         from synthlens.metrics import (
             RealReference,
-            audit_table,
-            evaluate_features,
-            evaluate_images,
-            metric_spec,
-            real_floor,
-            variety_scores,
+            SpaceScorer,
+            label_judge,
+            run_metrics,
             write_audit_csv,
         )
 
         k = int(self.config["metrics"]["k"])
         primary = self.config["features"]["primary"]
         results: dict[str, dict[str, MetricResult]] = {name: {} for name in self.sets}
-        self.floors: dict[str, MetricResult] = {}
+        floors: dict[str, MetricResult] = {}
         class_names = self.fit_train.class_names
         for extractor_name, extractor in self.extractors.items():
-            suffix = "" if extractor_name == primary else f"@{extractor_name}"
             space = extractor.describe()
             feature_names, image_names = self._metric_names(extractor.distance)
             reference = RealReference(k, extractor.distance, feature_space=space,
@@ -299,65 +289,41 @@ class Pipeline:
                 self.features(extractor_name, self.fit_train), self.fit_train.labels,
                 holdout=self.features(extractor_name, self.holdout),
                 holdout_labels=self.holdout.labels, class_names=class_names)
-            effort = {"n_bootstrap": 200, "kid_subsets": 100, "ms_ssim_pairs": 200,
-                      **self.budget.get("metrics", {})}
+            scorer = SpaceScorer(reference, space=extractor_name,
+                                 primary=extractor_name == primary,
+                                 feature_metrics=feature_names, image_metrics=image_names,
+                                 judge=label_judge(self.extractors.values()),
+                                 class_names=class_names, seed=self.seed,
+                                 **self.budget.get("metrics", {}))
             base = {"names": feature_names, "k": k, "space": space, "seed": self.seed,
-                    "effort": effort,
+                    "effort": scorer.effort,
                     "train": self.fit_train.sha256(), "holdout": self.holdout.sha256()}
             stage = f"metrics/{extractor_name}/real-vs-real"
             path = self.run.path(stage, "metrics.json")
             if not self.run.is_done(stage, json_sha256(base)):
                 with self.run.stage(stage, json_sha256(base)):
-                    floor = real_floor(reference, metrics=feature_names, seed=self.seed,
-                                       n_bootstrap=effort["n_bootstrap"],
-                                       kid_subsets=effort["kid_subsets"])
-                    write_json(path, {n: r.to_json() for n, r in floor.items()})
-            for metric, value in read_json(path).items():
-                self.floors[metric + suffix] = MetricResult.from_json(metric + suffix, value)
+                    write_json(path, {n: r.to_json() for n, r in scorer.floor().items()})
+            floors.update(scorer.named(read_json(path)))
 
             for set_name, entry in self.sets.items():
                 images = entry.images
                 stage = f"metrics/{extractor_name}/{set_name}"
                 key = json_sha256({**base, "set": images.sha256(),
-                                   "images": image_names if not suffix else []})
+                                   "images": scorer.image_metrics})
                 path = self.run.path(stage, "metrics.json")
                 if not self.run.is_done(stage, key):
                     with self.run.stage(stage, key):
-                        features = self.features(extractor_name, images)
-                        # The holdout cannot be its own non-member set: score the
-                        # real-holdout reference without the privacy metrics that need one.
-                        ref = (reference.with_holdout(None) if set_name == "real-holdout"
-                               else reference)
-                        wanted = [n for n in feature_names if set_name != "real-holdout"
-                                  or "holdout" not in metric_spec(n).needs]
-                        nb = ref.compare(features, images.labels)
-                        scored = evaluate_features(
-                            ref, features, images.labels, metrics=wanted,
-                            class_names=class_names, seed=self.seed, neighbourhoods=nb,
-                            n_bootstrap=effort["n_bootstrap"],
-                            kid_subsets=effort["kid_subsets"])
-                        if not suffix:
-                            # Predict once: label consistency and the audit share them.
-                            judge = self._judge()
-                            predicted = None if judge is None else judge(images.images)
-                            scored.update(evaluate_images(
-                                images.images, images.labels, metrics=image_names,
-                                classifier=_fixed(predicted),
-                                class_names=class_names, seed=self.seed,
-                                n_bootstrap=effort["n_bootstrap"],
-                                ms_ssim_pairs=effort["ms_ssim_pairs"]))
-                            table = audit_table(ref, nb, images.labels, predicted=predicted)
+                        scored = scorer.score(self.features(extractor_name, images),
+                                              images.labels, images.images,
+                                              is_holdout=entry.generator == "real-holdout")
+                        if scored.audit is not None:
                             write_audit_csv(self.run.path("metrics", "audit", f"{set_name}.csv"),
-                                            table, class_names)
-                        write_json(path, {n: r.to_json() for n, r in scored.items()})
-                for metric, value in read_json(path).items():
-                    results[set_name][metric + suffix] = MetricResult.from_json(metric + suffix,
-                                                                                value)
-        sizes = {name: r["mean_image_kb"] for name, r in results.items() if "mean_image_kb" in r}
-        if len(sizes) >= 2:
-            for name, result in variety_scores(sizes).items():
-                results[name]["variety"] = result
-        return results
+                                            scored.audit, class_names)
+                        write_json(path, {n: r.to_json() for n, r in scored.results.items()})
+                results[set_name].update(scorer.named(read_json(path)))
+        for set_name, extra in run_metrics(results).items():
+            results[set_name].update(extra)
+        return Scores(results, floors)
 
     # ----------------------------------------------------------------- stage: utility
     def utility(self) -> dict[str, dict[str, MetricResult]]:
@@ -393,7 +359,8 @@ class Pipeline:
 
     # ----------------------------------------------------------------- results + report
     def assemble(self, metrics: Mapping[str, Mapping[str, MetricResult]],
-                 utility: Mapping[str, Mapping[str, MetricResult]]) -> dict[str, Any]:
+                 utility: Mapping[str, Mapping[str, MetricResult]],
+                 floors: Mapping[str, MetricResult]) -> dict[str, Any]:
         sets: dict[str, Any] = {}
         for name, entry in self.sets.items():
             merged = {**metrics.get(name, {}), **utility.get(name, {})}
@@ -420,7 +387,7 @@ class Pipeline:
             "dataset": self.inputs.real.describe(),
             "config": {k: self.config[k] for k in ("name", "budget", "seed", "device")},
             "sets": sets,
-            "floors": {m: r.to_json() for m, r in sorted(self.floors.items())},
+            "floors": {m: r.to_json() for m, r in sorted(floors.items())},
         }
 
     def execute(self, stop_after: str | None = None) -> dict[str, Any] | None:
@@ -433,11 +400,11 @@ class Pipeline:
             stage()
             if stop_after == name:
                 return None
-        metrics = self.score()
+        scores = self.score()
         if stop_after == "score":
             return None
         utility = self.utility() if self.config["utility"]["protocols"] != [] else {}
-        results = self.assemble(metrics, utility)
+        results = self.assemble(scores.results, utility, scores.floors)
         from synthlens.analysis import analyse
 
         results["analysis"] = analyse(results, seed=self.seed)

@@ -7,8 +7,7 @@ utility gains over the real-only baseline, findings in plain words).
 
 from synthlens.analysis.categories import (
     CATEGORIES,
-    METRICS,
-    MetricInfo,
+    counted_once,
     metric_category,
     metric_description,
     metric_label,
@@ -34,13 +33,12 @@ from synthlens.analysis.stats import (
 __all__ = [
     "ANALYSIS_VERSION",
     "CATEGORIES",
-    "METRICS",
-    "MetricInfo",
     "PermutationResult",
     "analyse",
     "benjamini_hochberg",
     "category_scores",
     "correlation",
+    "counted_once",
     "kendall_rows",
     "metric_category",
     "metric_description",

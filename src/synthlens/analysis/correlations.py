@@ -19,6 +19,8 @@ Choices (also written into the output's ``methods``):
   present; otherwise a value with a CI is drawn from the normal distribution that CI
   implies (the image-level bootstrap of a metric is summarised by its CI). Replicates in
   which a correlation is undefined (every value tied) are dropped and counted.
+* A metric that is a function of another (``privacy`` = 1 − ``copy_rate``; the catalogue's
+  ``redundant_with``) is not tested, scored or ranked beside it: one signal counts once.
 * Permutation p-values are two-sided and exact (all n! orderings) up to ``exact_max_n``
   sets, Monte Carlo above. Benjamini-Hochberg q-values correct for the number of
   metric-utility pairs tested.
@@ -34,7 +36,7 @@ import numpy as np
 from scipy.stats import norm
 
 from synthlens.analysis import table
-from synthlens.analysis.categories import metric_category
+from synthlens.analysis.categories import counted_once, metric_category
 from synthlens.analysis.findings import findings as make_findings
 from synthlens.analysis.scores import category_scores, minmax_rows
 from synthlens.analysis.spaces import space_agreement, space_findings
@@ -237,7 +239,8 @@ def analyse(
     n = len(sets)
     metrics = table.metric_names(results, sets)
     utilities = [m for m in metrics if metric_category(m) == "utility"]
-    predictors = [m for m in metrics if metric_category(m) != "utility"]
+    # A metric that repeats another's signal (privacy = 1 − copy_rate) is tested once.
+    predictors = counted_once(m for m in metrics if metric_category(m) != "utility")
     # Gains are a shift of their raw score by the baseline: same ranks, so not re-tested.
     targets = [u for u in utilities if not (table.is_gain(u) and
                                             u.replace("gain_", "") in utilities)]
@@ -335,6 +338,13 @@ def analyse(
                                "correlated sets (0 = worst, 1 = best of this run); a "
                                "category's score is the mean of its metrics.",
             "uncertainty_sources": drawn,
+            "counted_once": "A metric that is a function of another (the catalogue's "
+                            "redundant_with: privacy = 1 - copy_rate) is left out of the "
+                            "correlations, rankings and category scores when that metric "
+                            "is present; left out here: "
+                            + (", ".join(m for m in metrics if m not in predictors
+                                         and metric_category(m) != "utility") or "none")
+                            + ".",
         },
         "metrics": predictors,
         "utilities": utilities,

@@ -15,7 +15,7 @@ from synthlens.analysis import table
 from synthlens.analysis.categories import metric_label, short_utility_label
 
 _PRIMARY = {
-    "fidelity": ("fid", "kid", "precision", "density", "fidelity", "fidelity_privacy_aware"),
+    "fidelity": ("fid", "kid", "precision", "density", "fidelity_privacy_aware"),
     "variety": ("recall", "coverage", "variety", "vendi", "beta_recall"),
 }
 

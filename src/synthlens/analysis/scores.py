@@ -2,7 +2,8 @@
 
 Each metric is sign-aligned (better = higher) and min-max scaled across the compared sets,
 so 0 is the worst and 1 the best set *of this run*; a category's score is the mean over
-its metrics. A metric that is equal for every set carries no information and is left out.
+its metrics. A metric that is equal for every set carries no information and is left out,
+and so is one that only repeats another's signal (``privacy`` beside ``copy_rate``).
 The scores are relative: adding or removing a set changes them.
 """
 
@@ -15,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from synthlens.analysis import table
-from synthlens.analysis.categories import CATEGORIES, metric_category
+from synthlens.analysis.categories import CATEGORIES, counted_once, metric_category
 
 
 def minmax_rows(values: np.ndarray) -> np.ndarray:
@@ -33,9 +34,10 @@ def minmax_rows(values: np.ndarray) -> np.ndarray:
 
 
 def category_metrics(results: dict[str, Any], set_names: list[str]) -> dict[str, list[str]]:
-    """The metrics that feed each category's score (utility: raw scores, not gains)."""
+    """The metrics that feed each category's score (utility: raw scores, not gains; a metric
+    that repeats another's signal, such as ``privacy`` = 1 − ``copy_rate``, counts once)."""
     out: dict[str, list[str]] = {c: [] for c in CATEGORIES}
-    for metric in table.metric_names(results, set_names):
+    for metric in counted_once(table.metric_names(results, set_names)):
         category = metric_category(metric)
         if category in out and not table.is_gain(metric):
             out[category].append(metric)

@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from synthlens.analysis.categories import METRICS, PROTOCOLS, SCORES, base_name, metric_category
+from synthlens.analysis.categories import PROTOCOLS, SCORES, metric_category
+from synthlens.analysis.categories import metric_order as catalogue_order
 from synthlens.errors import InputError
 
 #: Kinds of set whose metrics are compared with each other in the correlation analysis.
@@ -140,7 +141,7 @@ _SCORE_ORDER = list(SCORES)
 
 
 def metric_order(metric: str) -> tuple[int, int, int]:
-    """Sort key: category, then the table's order (FID before precision ...), unknowns last.
+    """Sort key: category, then the catalogue's order (FID before precision ...), unknowns last.
 
     Independent of the key order in ``results.json`` (which writers may sort).
     """
@@ -154,8 +155,7 @@ def metric_order(metric: str) -> tuple[int, int, int]:
         p = _PROTOCOL_ORDER.index(proto) if proto in _PROTOCOL_ORDER else len(_PROTOCOL_ORDER)
         k = _SCORE_ORDER.index(score) if score in _SCORE_ORDER else len(_SCORE_ORDER)
         return category, p, 2 * k + gain
-    base = base_name(metric)
-    return category, list(METRICS).index(base) if base else len(METRICS), 0
+    return category, catalogue_order(metric), 0
 
 
 def floor(results: dict[str, Any], metric: str) -> dict[str, Any] | None:

@@ -1,4 +1,4 @@
-"""The metric registry and the functions the pipeline calls.
+"""Scoring one set: evaluate_features, evaluate_images and the real-vs-real floor.
 
 Typical use, once per run and feature space::
 
@@ -11,114 +11,68 @@ Typical use, once per run and feature space::
     floor = real_floor(reference)                         # real-vs-real floor of every metric
 
 Image-level metrics go through :func:`evaluate_images`; the run-level ``variety`` through
-:func:`~synthlens.metrics.variety.variety_scores`.
+:func:`~synthlens.metrics.variety.variety_scores`. The registry of metrics is
+:mod:`synthlens.metrics.catalogue`; each metric's hyperparameters are its constructor's
+arguments, and the keyword arguments here pass them on with those same defaults.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any
+import inspect
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from synthlens.data.dataset import validate_labels
 from synthlens.errors import InputError
-from synthlens.metrics.base import Direction, MetricResult
-from synthlens.metrics.context import Classifier, EvaluationContext, Metric
-from synthlens.metrics.fidelity import (
-    FID,
-    KID,
-    AlphaPrecision,
-    Density,
-    FidelityPrivacyAware,
-    LabelConsistency,
-    Precision,
+from synthlens.metrics.base import MetricResult
+from synthlens.metrics.catalogue import (
+    FEATURE_METRICS,
+    IMAGE_METRICS,
+    REGISTRY,
+    default_feature_metrics,
+    metric_class,
+    metric_spec,
 )
-from synthlens.metrics.privacy import (
-    MIAAUC,
-    Authenticity,
-    CopyRate,
-    DCRRatio,
-    MemorisationRate,
-    Privacy,
-)
-from synthlens.metrics.reference import RealReference, SetNeighbourhoods
-from synthlens.metrics.variety import (
-    BetaRecall,
-    Coverage,
-    MeanImageKB,
-    MSSSIMDiversity,
-    Recall,
-    Vendi,
-)
+from synthlens.metrics.context import Classifier, EvaluationContext, SetMetric
+from synthlens.metrics.fidelity import FID, KID
+from synthlens.metrics.privacy import MemorisationRate
+from synthlens.metrics.variety import MSSSIMDiversity
 
-METRIC_CLASSES: tuple[type[Metric], ...] = (
-    FID, KID, Precision, Density, AlphaPrecision, FidelityPrivacyAware, LabelConsistency,
-    Recall, Coverage, BetaRecall, Vendi, MeanImageKB, MSSSIMDiversity,
-    Authenticity, CopyRate, Privacy, DCRRatio, MemorisationRate, MIAAUC,
-)
+if TYPE_CHECKING:
+    from synthlens.metrics.reference import RealReference, SetNeighbourhoods
+
+__all__ = ["default", "evaluate_features", "evaluate_images", "real_floor"]
 
 
-@dataclass(frozen=True)
-class MetricSpec:
-    """What the report and the docs need to know about a metric."""
-
-    name: str
-    direction: Direction
-    family: str
-    needs: tuple[str, ...]
-    min_n: int
-    description: str
-    reference: str
-    distances: tuple[str, ...]
+def default(cls: type, parameter: str) -> Any:
+    """The default of one constructor argument: each hyperparameter's only home."""
+    return inspect.signature(cls.__init__).parameters[parameter].default
 
 
-def _spec(cls: type[Metric]) -> MetricSpec:
-    return MetricSpec(cls.name, cls.direction, cls.family, tuple(cls.needs), cls.min_n,
-                      cls.description, cls.reference, tuple(cls.distances))
-
-
-REGISTRY: dict[str, MetricSpec] = {cls.name: _spec(cls) for cls in METRIC_CLASSES}
-REGISTRY["variety"] = MetricSpec(
-    "variety", "higher", "variety", ("images", "run"), 2,
-    "1 − mean_image_kb normalised (min-max) across the sets of the run.",
-    "Xing et al., MICCAI 2023", ("euclidean", "cosine", "hamming"))
-
-_CLASSES = {cls.name: cls for cls in METRIC_CLASSES}
-
-FEATURE_METRICS: tuple[str, ...] = tuple(
-    cls.name for cls in METRIC_CLASSES if set(cls.needs) <= {"features", "holdout"})
-"""Metrics computed from features alone (plus the reference's holdout)."""
-IMAGE_METRICS: tuple[str, ...] = ("mean_image_kb", "ms_ssim_diversity", "label_consistency")
-"""Metrics computed from the images (``label_consistency`` also needs a classifier)."""
-
-
-def metric_spec(name: str) -> MetricSpec:
-    try:
-        return REGISTRY[name]
-    except KeyError:
-        raise InputError("metrics", f"unknown metric {name!r}; known: "
-                                    f"{', '.join(sorted(REGISTRY))}") from None
-
-
-def default_feature_metrics(distance: str = "euclidean", holdout: bool = True) -> tuple[str, ...]:
-    """Feature metrics defined for ``distance`` (and needing no holdout when there is none)."""
-    return tuple(n for n in FEATURE_METRICS
-                 if distance in _CLASSES[n].distances
-                 and (holdout or "holdout" not in _CLASSES[n].needs))
+def _build(name: str, n_bootstrap: int, level: float,
+           hyperparameters: Mapping[str, Mapping[str, Any]]) -> SetMetric:
+    """Metric ``name`` with the shared interval settings and its own hyperparameters (which
+    may override them: FID's ``n_bootstrap`` is ``fid_bootstrap``)."""
+    cls = metric_class(name)
+    assert issubclass(cls, SetMetric), f"{name} is not a metric of one set"
+    return cls(**{"n_bootstrap": n_bootstrap, "level": level, **hyperparameters.get(name, {})})
 
 
 def evaluate_features(reference: RealReference, synthetic_features: np.ndarray,
                       synthetic_labels: np.ndarray | None = None, *,
                       metrics: Iterable[str] | None = None,
                       class_names: Sequence[str] | None = None, seed: int = 0,
-                      n_bootstrap: int = 200, level: float = 0.95,
+                      n_bootstrap: int = default(SetMetric, "n_bootstrap"),
+                      level: float = default(SetMetric, "level"),
                       neighbourhoods: SetNeighbourhoods | None = None,
-                      fid_bootstrap: int = 0, kid_subsets: int = 100,
-                      kid_subset_size: int = 1000, kid_precision: str = "float32",
-                      memorisation_percentile: float = 1.0,
+                      fid_bootstrap: int = default(FID, "n_bootstrap"),
+                      kid_subsets: int = default(KID, "subsets"),
+                      kid_subset_size: int = default(KID, "subset_size"),
+                      kid_precision: str = default(KID, "precision"),
+                      memorisation_percentile: float = default(MemorisationRate, "percentile"),
                       per_class: bool = True, progress: bool = False) -> dict[str, MetricResult]:
     """Every requested feature-space metric of one synthetic set.
 
@@ -132,9 +86,8 @@ def evaluate_features(reference: RealReference, synthetic_features: np.ndarray,
     """
     names = _resolve(metrics, reference)
     for name in names:
-        cls = _CLASSES[name]
-        if not set(cls.needs) <= {"features", "holdout"}:
-            raise InputError("metrics", f"{name} needs {', '.join(cls.needs)}: use "
+        if name not in FEATURE_METRICS:
+            raise InputError("metrics", f"{name} needs {', '.join(REGISTRY[name].needs)}: use "
                                         "evaluate_images")
     x = reference.engine.validate(synthetic_features, "synthetic features")
     if x.shape[1:] != reference.features_.shape[1:]:
@@ -142,24 +95,28 @@ def evaluate_features(reference: RealReference, synthetic_features: np.ndarray,
                                                f"features {reference.features_.shape[1:]}")
     ctx = EvaluationContext(
         reference=reference, features=x, labels=_labels(synthetic_labels, x.shape[0]),
-        class_names=class_names, seed=seed, n_bootstrap=n_bootstrap, level=level,
-        options={"fid_bootstrap": fid_bootstrap, "kid_subsets": kid_subsets,
-                 "kid_subset_size": kid_subset_size, "kid_precision": kid_precision,
-                 "memorisation_percentile": memorisation_percentile, "per_class": per_class})
+        class_names=class_names, seed=seed, per_class=per_class)
+    hyperparameters = {
+        "fid": {"n_bootstrap": fid_bootstrap},
+        "kid": {"subsets": kid_subsets, "subset_size": kid_subset_size,
+                "precision": kid_precision},
+        "memorisation_rate": {"percentile": memorisation_percentile}}
     if neighbourhoods is not None:
         if neighbourhoods.n != x.shape[0]:
             raise ValueError("neighbourhoods were computed for another set")
         ctx.neighbourhoods = neighbourhoods  # type: ignore[misc]  # pre-fills the cached_property
     out: dict[str, MetricResult] = {}
     for name in tqdm(names, desc="metrics", unit="metric", leave=False, disable=not progress):
-        out[name] = _CLASSES[name]().compute(ctx)
+        out[name] = _build(name, n_bootstrap, level, hyperparameters).compute(ctx)
     return out
 
 
 def evaluate_images(images: np.ndarray, labels: np.ndarray | None = None, *,
                     metrics: Iterable[str] = IMAGE_METRICS, classifier: Classifier | None = None,
                     class_names: Sequence[str] | None = None, seed: int = 0,
-                    n_bootstrap: int = 200, level: float = 0.95, ms_ssim_pairs: int = 200
+                    n_bootstrap: int = default(SetMetric, "n_bootstrap"),
+                    level: float = default(SetMetric, "level"),
+                    ms_ssim_pairs: int = default(MSSSIMDiversity, "pairs")
                     ) -> dict[str, MetricResult]:
     """Image-level metrics of one set (uint8 images (N,H,W) or (N,H,W,3)).
 
@@ -175,10 +132,10 @@ def evaluate_images(images: np.ndarray, labels: np.ndarray | None = None, *,
         if name not in IMAGE_METRICS:
             raise InputError("metrics", f"{name} is not an image metric: use evaluate_features")
     ctx = EvaluationContext(images=images, labels=_labels(labels, images.shape[0]),
-                            classifier=classifier, class_names=class_names, seed=seed,
-                            n_bootstrap=n_bootstrap, level=level,
-                            options={"ms_ssim_pairs": ms_ssim_pairs})
-    return {name: _CLASSES[name]().compute(ctx) for name in names}
+                            classifier=classifier, class_names=class_names, seed=seed)
+    hyperparameters = {"ms_ssim_diversity": {"pairs": ms_ssim_pairs}}
+    return {name: _build(name, n_bootstrap, level, hyperparameters).compute(ctx)
+            for name in names}
 
 
 def real_floor(reference: RealReference, *, metrics: Iterable[str] | None = None,

@@ -7,18 +7,13 @@ privacy-aware fidelity F^p (Xing et al. 2023), and label consistency.
 
 from __future__ import annotations
 
-import math
 import warnings
+from typing import Any
 
 import numpy as np
 
 from synthlens.metrics.base import MetricResult
-from synthlens.metrics.context import (
-    EvaluationContext,
-    Metric,
-    bootstrap_ci,
-    per_label_means,
-)
+from synthlens.metrics.context import EvaluationContext, SetMetric
 from synthlens.metrics.reference import RealReference, mean_cov
 
 # ---------------------------------------------------------------------------------------------
@@ -69,56 +64,50 @@ def fid(real: np.ndarray, synthetic: np.ndarray) -> float:
     return frechet_distance(*mean_cov(real), *mean_cov(synthetic))
 
 
-class FID(Metric):
+class FID(SetMetric):
+    """FID; ``n_bootstrap`` resamples of the synthetic set give a percentile interval (off by
+    default: a d×d eigendecomposition per resample)."""
+
     name = "fid"
     direction = "lower"
     family = "fidelity"
+    label = "FID"
     min_n = 2
     distances = ("euclidean", "cosine")
-    description = ("Fréchet distance between Gaussians fitted to real and synthetic features "
-                   "(float64 moments, trace term by eigenvalues).")
+    description = ("Fréchet distance between Gaussians fitted to the real and synthetic "
+                   "features (float64 moments, trace term by eigenvalues; 0 = identical "
+                   "moments). Per class: real class c against synthetic class c.")
     reference = "Heusel et al., NeurIPS 2017"
 
-    def compute(self, ctx: EvaluationContext) -> MetricResult:
+    def __init__(self, *, n_bootstrap: int = 0, **interval: Any) -> None:
+        super().__init__(n_bootstrap=n_bootstrap, **interval)
+
+    def score(self, ctx: EvaluationContext) -> MetricResult:
         ref, x = ctx.reference, ctx.features
         assert ref is not None and x is not None
-        if ctx.n < self.min_n:
-            return self.skipped(ctx, f"needs at least {self.min_n} samples, got {ctx.n}")
         d = x.shape[1]
         warns = []
         if ctx.n <= d or ref.n <= d:
             warns.append(f"N (synthetic {ctx.n}, real {ref.n}) <= feature dimension {d}: "
                          "singular covariance, FID biased upward; compare only at equal N")
-            warnings.warn(f"fid: {warns[-1]}", RuntimeWarning, stacklevel=2)
+            warnings.warn(f"fid: {warns[-1]}", RuntimeWarning, stacklevel=3)
         mu_r, cov_r = ref.moments()
         sqrt_r = ref.cached(("psd_sqrt", None), lambda: psd_sqrt(cov_r))
         mu_s, cov_s = ctx.moments
         value = frechet_distance(mu_r, cov_r, mu_s, cov_s, sqrt_r)
-        ci = None
-        n_boot = int(ctx.options.get("fid_bootstrap", 0))
-        if n_boot > 0:
-            rng = ctx.rng("bootstrap/fid")
-            boots = []
-            for _ in range(n_boot):
-                idx = rng.integers(0, ctx.n, ctx.n)
-                boots.append(frechet_distance(mu_r, cov_r, *mean_cov(x[idx]), sqrt_r))
-            tail = (1 - ctx.level) / 2 * 100
-            lo, hi = np.percentile(boots, [tail, 100 - tail])
-            ci = (float(lo), float(hi))
-        per_class = None
-        if ctx.labels is not None and ref.labels_ is not None:
-            per_class = {}
-            for label, idx in ref.class_indices_.items():
-                sel = ctx.labels == label
-                if sel.sum() < 2 or idx.size < 2:
-                    per_class[ctx.class_name(label)] = math.nan
-                    continue
-                mu_rc, cov_rc = ref.moments(label)
-                sqrt_rc = ref.cached(("psd_sqrt", label), lambda c=cov_rc: psd_sqrt(c))
-                per_class[ctx.class_name(label)] = frechet_distance(
-                    mu_rc, cov_rc, *mean_cov(x[sel]), sqrt_rc)
-        return self.result(ctx, value, ci=ci, per_class=per_class, n_real=ref.n,
-                           bootstrap=n_boot or None, warnings=warns or None)
+        ci = self.replicates(ctx, lambda rng: frechet_distance(
+            mu_r, cov_r, *mean_cov(x[rng.integers(0, ctx.n, ctx.n)]), sqrt_r))
+
+        def per_class(label: int, mask: np.ndarray) -> float:
+            mu_rc, cov_rc = ref.moments(label)
+            sqrt_rc = ref.cached(("psd_sqrt", label), lambda: psd_sqrt(cov_rc))
+            return frechet_distance(mu_rc, cov_rc, *mean_cov(x[mask]), sqrt_rc)
+
+        return self.result(ctx, value, ci=ci,
+                           per_class=self.per_class(ctx, per_class, over="real", min_n=2,
+                                                    min_real=2),
+                           n_real=ref.n, bootstrap=self.n_bootstrap or None,
+                           warnings=warns or None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -186,37 +175,50 @@ def kid(real: np.ndarray, synthetic: np.ndarray, *, subsets: int = 100,
     return float(values.mean()), std, values
 
 
-class KID(Metric):
+class KID(SetMetric):
+    """KID over ``subsets`` random subsets of ``subset_size`` samples per set (fewer when N is
+    smaller); ``precision`` is that of the inner products ("float32", as torchmetrics, or
+    "float64"); kernel values and sums are float64 either way. No interval: the std over
+    subsets is kept in ``details["std"]``."""
+
     name = "kid"
     direction = "lower"
     family = "fidelity"
+    label = "KID"
     min_n = 10
     distances = ("euclidean", "cosine")
-    description = ("Unbiased MMD² with the cubic polynomial kernel (x·y/d + 1)³, averaged over "
-                   "random subsets of min(1000, N) samples; details hold the std over subsets. "
-                   "Inner products in float32 by default (kid_precision), kernel sums in "
-                   "float64.")
+    description = ("Unbiased MMD² between real and synthetic features with the cubic "
+                   "polynomial kernel (x·y/d + 1)³, averaged over random subsets of "
+                   "min(1000, N) samples per set (0 = same distribution); details hold the "
+                   "std over subsets.")
     reference = "Bińkowski et al., ICLR 2018"
 
-    def compute(self, ctx: EvaluationContext) -> MetricResult:
+    def __init__(self, *, subsets: int = 100, subset_size: int = 1000,
+                 precision: str = "float32", **interval: Any) -> None:
+        super().__init__(**interval)
+        self.subsets, self.subset_size, self.precision = int(subsets), int(subset_size), precision
+
+    def guard(self, ctx: EvaluationContext) -> str | None:
+        assert ctx.reference is not None
+        if min(ctx.n, ctx.reference.n) < self.min_n:
+            return f"needs at least {self.min_n} samples per set"
+        return super().guard(ctx)
+
+    def score(self, ctx: EvaluationContext) -> MetricResult:
         ref, x = ctx.reference, ctx.features
         assert ref is not None and x is not None
-        if min(ctx.n, ref.n) < self.min_n:
-            return self.skipped(ctx, f"needs at least {self.min_n} samples per set")
-        subsets = int(ctx.options.get("kid_subsets", 100))
-        size = int(ctx.options.get("kid_subset_size", 1000))
-        precision = str(ctx.options.get("kid_precision", "float32"))
+        size = self.subset_size
         m = min(size, ctx.n, ref.n)
         warns = None
         if m < size:
             warns = [f"subset size {m} < {size} (N is small): KID is noisier and not comparable "
                      f"to values computed with {size}"]
-            warnings.warn(f"kid: {warns[0]}", RuntimeWarning, stacklevel=2)
-        cache = ref.cached(("kid_real", ctx.seed, m, precision), dict)
-        mean, std, _ = kid(ref.features_, x, subsets=subsets, subset_size=m, seed=ctx.seed,
-                           precision=precision, _real_terms=cache)
-        return self.result(ctx, mean, std=std, subsets=subsets, subset_size=m,
-                           inner_products=precision, warnings=warns)
+            warnings.warn(f"kid: {warns[0]}", RuntimeWarning, stacklevel=3)
+        cache = ref.cached(("kid_real", ctx.seed, m, self.precision), dict)
+        mean, std, _ = kid(ref.features_, x, subsets=self.subsets, subset_size=m, seed=ctx.seed,
+                           precision=self.precision, _real_terms=cache)
+        return self.result(ctx, mean, std=std, subsets=self.subsets, subset_size=m,
+                           inner_products=self.precision, warnings=warns)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -224,56 +226,41 @@ class KID(Metric):
 # ---------------------------------------------------------------------------------------------
 
 
-def _conditional(ctx: EvaluationContext, fn, min_n: int) -> dict[str, float] | None:
-    """Apply ``fn(label, neighbourhoods)`` to each class-conditional neighbourhood."""
-    if (ctx.labels is None or ctx.reference is None or ctx.reference.labels_ is None
-            or not ctx.options.get("per_class", True)):
-        return None
-    nb = ctx.neighbourhoods
-    out = {}
-    for label in ctx.reference.class_indices_:
-        sub = nb.per_class.get(label)
-        out[ctx.class_name(label)] = (float(fn(label, sub)) if sub is not None and sub.n >= min_n
-                                      else math.nan)
-    return out
-
-
-class Precision(Metric):
+class Precision(SetMetric):
     name = "precision"
     direction = "higher"
     family = "fidelity"
+    label = "precision"
     min_n = 10
     description = ("Share of synthetic samples inside some real sample's k-NN ball (radius = "
-                   "distance to its k-th nearest real neighbour; `<=`, so identical sets score 1).")
+                   "distance to its k-th nearest real neighbour; `<=`, so identical sets score "
+                   "1).")
     reference = "Kynkäänniemi et al., NeurIPS 2019"
 
-    def compute(self, ctx: EvaluationContext) -> MetricResult:
-        if ctx.n < self.min_n:
-            return self.skipped(ctx, f"needs at least {self.min_n} samples, got {ctx.n}")
+    def score(self, ctx: EvaluationContext) -> MetricResult:
         inside = (ctx.neighbourhoods.in_real_balls > 0).astype(np.float64)
-        return self.result(ctx, inside.mean(), ci=bootstrap_ci(inside, ctx, self.name),
-                           per_class=_conditional(ctx, lambda _, s: (s.in_real_balls > 0).mean(),
-                                                  self.min_n),
+        return self.mean_result(ctx, inside,
+                           per_class=self.conditional(
+                               ctx, lambda _, s: (s.in_real_balls > 0).mean()),
                            k=ctx.reference.k)
 
 
-class Density(Metric):
+class Density(SetMetric):
     name = "density"
     direction = "higher"
     family = "fidelity"
+    label = "density"
     min_n = 10
     description = ("Mean number of real k-NN balls containing a synthetic sample, divided by k "
                    "(about 1 when the sets match; above 1 when samples crowd dense real regions).")
     reference = "Naeem et al., ICML 2020"
 
-    def compute(self, ctx: EvaluationContext) -> MetricResult:
-        if ctx.n < self.min_n:
-            return self.skipped(ctx, f"needs at least {self.min_n} samples, got {ctx.n}")
+    def score(self, ctx: EvaluationContext) -> MetricResult:
         k = ctx.reference.k
         counts = ctx.neighbourhoods.in_real_balls / k
-        return self.result(ctx, counts.mean(), ci=bootstrap_ci(counts, ctx, self.name),
-                           per_class=_conditional(ctx, lambda _, s: s.in_real_balls.mean() / k,
-                                                  self.min_n), k=k)
+        return self.mean_result(ctx, counts,
+                           per_class=self.conditional(
+                               ctx, lambda _, s: s.in_real_balls.mean() / k), k=k)
 
 
 ALPHAS = np.linspace(0.0, 1.0, 30)
@@ -322,10 +309,11 @@ def alpha_precision_curve(synthetic_center_dist: np.ndarray, real_radii: np.ndar
     return (synthetic_center_dist[..., None, :] <= real_radii[:, None]).mean(axis=-1)
 
 
-class AlphaPrecision(Metric):
+class AlphaPrecision(SetMetric):
     name = "alpha_precision"
     direction = "higher"
     family = "fidelity"
+    label = "α-precision"
     min_n = 20
     distances = ("euclidean", "cosine")
     description = ("Integrated α-precision: for α in [0, 1], the share of synthetic samples "
@@ -333,54 +321,48 @@ class AlphaPrecision(Metric):
                    "real samples, compared with α (1 = synthetic mass where real mass is).")
     reference = "Alaa et al., ICML 2022"
 
-    def compute(self, ctx: EvaluationContext) -> MetricResult:
+    def score(self, ctx: EvaluationContext) -> MetricResult:
         ref, x = ctx.reference, ctx.features
         assert ref is not None and x is not None
-        if ctx.n < self.min_n:
-            return self.skipped(ctx, f"needs at least {self.min_n} samples, got {ctx.n}")
         center, real_d = _real_center(ref)
         radii = np.quantile(real_d, ALPHAS)
         syn_d = _center_distances(ref, x, center)
         curve = alpha_precision_curve(syn_d, radii)
         value = float(integrated_curve_score(curve))
-        ci = bootstrap_ci(syn_d, ctx, self.name, lambda s: integrated_curve_score(
+        ci = self.bootstrap(ctx, syn_d, lambda s: integrated_curve_score(
             alpha_precision_curve(s, radii)))
-        per_class = None
-        if ctx.labels is not None and ref.labels_ is not None:
-            per_class = {}
-            for label, idx in ref.class_indices_.items():
-                sel = ctx.labels == label
-                if sel.sum() < self.min_n or idx.size < self.min_n:
-                    per_class[ctx.class_name(label)] = math.nan
-                    continue
-                unit = ref.distance == "cosine"
-                xc = ref.features_[idx]
-                cc = row_mean(xc, unit)
-                rc = np.quantile(center_distances(xc, cc, unit), ALPHAS)
-                per_class[ctx.class_name(label)] = float(integrated_curve_score(
-                    alpha_precision_curve(_center_distances(ref, x[sel], cc), rc)))
-        return self.result(ctx, value, ci=ci, per_class=per_class,
+        unit = ref.distance == "cosine"
+
+        def per_class(label: int, mask: np.ndarray) -> float:
+            xc = ref.features_[ref.class_indices_[label]]
+            cc = row_mean(xc, unit)
+            rc = np.quantile(center_distances(xc, cc, unit), ALPHAS)
+            return float(integrated_curve_score(
+                alpha_precision_curve(_center_distances(ref, x[mask], cc), rc)))
+
+        return self.result(ctx, value, ci=ci,
+                           per_class=self.per_class(ctx, per_class, over="real",
+                                                    min_n=self.min_n, min_real=self.min_n),
                            curve=[round(float(v), 6) for v in curve],
                            embedding="features, centre = mean of real features")
 
 
-class FidelityPrivacyAware(Metric):
+class FidelityPrivacyAware(SetMetric):
     name = "fidelity_privacy_aware"
     direction = "higher"
     family = "fidelity"
+    label = "privacy-aware fidelity"
     min_n = 10
-    description = ("F^p: share of synthetic samples in the 'real' set — inside some real "
+    description = ("F^p: share of synthetic samples in the 'real' set: inside some real "
                    "sample's k-NN ball but not a copy (not closer to any real sample than that "
                    "sample's nearest real neighbour).")
     reference = "Xing et al., MICCAI 2023"
 
-    def compute(self, ctx: EvaluationContext) -> MetricResult:
-        if ctx.n < self.min_n:
-            return self.skipped(ctx, f"needs at least {self.min_n} samples, got {ctx.n}")
+    def score(self, ctx: EvaluationContext) -> MetricResult:
         nb = ctx.neighbourhoods
         real = nb.real.astype(np.float64)
-        return self.result(ctx, real.mean(), ci=bootstrap_ci(real, ctx, self.name),
-                           per_class=per_label_means(real, ctx.labels, ctx),
+        return self.mean_result(ctx, real,
+                           per_class=self.by_label(ctx, real),
                            k=ctx.reference.k, copy_share=float(nb.copy.mean()),
                            non_real_share=float(nb.non_real.mean()))
 
@@ -390,10 +372,11 @@ class FidelityPrivacyAware(Metric):
 # ---------------------------------------------------------------------------------------------
 
 
-class LabelConsistency(Metric):
+class LabelConsistency(SetMetric):
     name = "label_consistency"
     direction = "higher"
     family = "fidelity"
+    label = "label consistency"
     needs = ("images", "labels", "classifier")
     min_n = 10
     description = ("Accuracy of a classifier trained on the real training split on the "
@@ -401,15 +384,12 @@ class LabelConsistency(Metric):
                    "the share of each class's images classified as that class).")
     reference = "conditional-generation sanity check (e.g. classification accuracy score)"
 
-    def compute(self, ctx: EvaluationContext) -> MetricResult:
-        if ctx.images is None or ctx.labels is None or ctx.classifier is None:
-            return self.skipped(ctx, "needs images, their labels and a classifier")
-        if ctx.n < self.min_n:
-            return self.skipped(ctx, f"needs at least {self.min_n} images, got {ctx.n}")
+    def score(self, ctx: EvaluationContext) -> MetricResult:
+        assert ctx.classifier is not None and ctx.labels is not None
         predicted = np.asarray(ctx.classifier(ctx.images)).reshape(-1)
         if predicted.shape[0] != ctx.n:
             raise ValueError(f"classifier returned {predicted.shape[0]} labels for {ctx.n} "
                              "images")
         correct = (predicted == ctx.labels).astype(np.float64)
-        return self.result(ctx, correct.mean(), ci=bootstrap_ci(correct, ctx, self.name),
-                           per_class=per_label_means(correct, ctx.labels, ctx))
+        return self.mean_result(ctx, correct,
+                           per_class=self.by_label(ctx, correct))

@@ -134,18 +134,6 @@ def scores_to_distances(scores: np.ndarray, distance: str, code_length: int = 1)
     raise ValueError(f"unknown distance {distance!r}")
 
 
-def distances_to_scores(distances: np.ndarray, distance: str, code_length: int = 1) -> np.ndarray:
-    """Inverse of :func:`scores_to_distances`."""
-    distances = np.asarray(distances, dtype=np.float64)
-    if distance == "euclidean":
-        return distances**2
-    if distance == "cosine":
-        return distances * 2.0
-    if distance == "hamming":
-        return distances * float(code_length)
-    raise ValueError(f"unknown distance {distance!r}")
-
-
 # ---------------------------------------------------------------------------------------------
 # Validated sets with identical rows grouped
 # ---------------------------------------------------------------------------------------------

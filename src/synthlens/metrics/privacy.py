@@ -17,20 +17,15 @@ from __future__ import annotations
 import csv
 import os
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
-from scipy.stats import rankdata
 
 from synthlens.io import atomic_path
 from synthlens.metrics.base import MetricResult
-from synthlens.metrics.context import (
-    Classifier,
-    EvaluationContext,
-    Metric,
-    bootstrap_ci,
-    per_label_means,
-)
+from synthlens.metrics.context import Classifier, EvaluationContext, SetMetric
 from synthlens.metrics.reference import RealReference, SetNeighbourhoods
+from synthlens.stats import auroc
 
 
 def authentic(nb: SetNeighbourhoods, reference: RealReference) -> np.ndarray:
@@ -44,59 +39,58 @@ def authentic(nb: SetNeighbourhoods, reference: RealReference) -> np.ndarray:
     return nb.to_real.scores[:, 0] > reference.nn1_[nearest]
 
 
-class Authenticity(Metric):
+class Authenticity(SetMetric):
     name = "authenticity"
     direction = "higher"
     family = "privacy"
+    label = "authenticity"
     min_n = 10
     description = ("Share of synthetic samples farther from their nearest real sample than that "
                    "real sample is from its own nearest real neighbour.")
     reference = "Alaa et al., ICML 2022"
 
-    def compute(self, ctx: EvaluationContext) -> MetricResult:
-        if ctx.n < self.min_n:
-            return self.skipped(ctx, f"needs at least {self.min_n} samples, got {ctx.n}")
+    def score(self, ctx: EvaluationContext) -> MetricResult:
         values = authentic(ctx.neighbourhoods, ctx.reference).astype(np.float64)
-        return self.result(ctx, values.mean(), ci=bootstrap_ci(values, ctx, self.name),
-                           per_class=per_label_means(values, ctx.labels, ctx))
+        return self.mean_result(ctx, values,
+                           per_class=self.by_label(ctx, values))
 
 
-class CopyRate(Metric):
+class CopyRate(SetMetric):
     name = "copy_rate"
     direction = "lower"
     family = "privacy"
+    label = "copy rate"
     min_n = 10
     description = ("Share of synthetic samples in the copy set: closer to some real training "
                    "sample than that sample's nearest real neighbour (or identical to it). "
                    "Compare with the real-vs-real floor: fresh real images score well above 0.")
     reference = "Xing et al., MICCAI 2023"
 
-    def compute(self, ctx: EvaluationContext) -> MetricResult:
-        if ctx.n < self.min_n:
-            return self.skipped(ctx, f"needs at least {self.min_n} samples, got {ctx.n}")
+    def score(self, ctx: EvaluationContext) -> MetricResult:
         nb = ctx.neighbourhoods
         copies = nb.copy.astype(np.float64)
-        return self.result(ctx, copies.mean(), ci=bootstrap_ci(copies, ctx, self.name),
-                           per_class=per_label_means(copies, ctx.labels, ctx),
+        return self.mean_result(ctx, copies,
+                           per_class=self.by_label(ctx, copies),
                            real_share=float(nb.real.mean()),
                            non_real_share=float(nb.non_real.mean()),
                            distance=ctx.reference.distance)
 
 
-class Privacy(Metric):
+class Privacy(SetMetric):
     name = "privacy"
     direction = "higher"
     family = "privacy"
+    label = "privacy"
     min_n = 10
-    description = "1 − copy_rate (the companion study's privacy score)."
+    description = ("1 − copy rate: the share of synthetic samples not in the copy set (the "
+                   "companion study's privacy score).")
     reference = "Xing et al., MICCAI 2023"
+    redundant_with = "copy_rate"
 
-    def compute(self, ctx: EvaluationContext) -> MetricResult:
-        if ctx.n < self.min_n:
-            return self.skipped(ctx, f"needs at least {self.min_n} samples, got {ctx.n}")
+    def score(self, ctx: EvaluationContext) -> MetricResult:
         kept = (~ctx.neighbourhoods.copy).astype(np.float64)
-        return self.result(ctx, kept.mean(), ci=bootstrap_ci(kept, ctx, self.name),
-                           per_class=per_label_means(kept, ctx.labels, ctx),
+        return self.mean_result(ctx, kept,
+                           per_class=self.by_label(ctx, kept),
                            distance=ctx.reference.distance)
 
 
@@ -110,20 +104,11 @@ def _dcr(ctx: EvaluationContext) -> tuple[np.ndarray, np.ndarray]:
     return syn, hold
 
 
-def _needs_holdout(metric: Metric, ctx: EvaluationContext) -> MetricResult | None:
-    if ctx.reference.holdout_ is None:
-        return metric.skipped(ctx, "needs a held-out real set (RealReference.fit(holdout=...))")
-    if ctx.reference.holdout_.shape[0] < metric.min_n:
-        return metric.skipped(ctx, f"needs at least {metric.min_n} held-out real samples")
-    if ctx.n < metric.min_n:
-        return metric.skipped(ctx, f"needs at least {metric.min_n} samples, got {ctx.n}")
-    return None
-
-
-class DCRRatio(Metric):
+class DCRRatio(SetMetric):
     name = "dcr_ratio"
     direction = "higher"
     family = "privacy"
+    label = "DCR ratio"
     needs = ("features", "holdout")
     min_n = 20
     description = ("Median distance from synthetic samples to their closest training sample, "
@@ -132,34 +117,19 @@ class DCRRatio(Metric):
                    "images; above 1 when samples are farther from the data than real ones).")
     reference = "distance to closest record (e.g. Zhao et al. 2021; Yale et al. 2020)"
 
-    def compute(self, ctx: EvaluationContext) -> MetricResult:
-        guard = _needs_holdout(self, ctx)
-        if guard is not None:
-            return guard
+    def score(self, ctx: EvaluationContext) -> MetricResult:
         syn, hold = _dcr(ctx)
         value = float(np.median(syn) / np.median(hold)) if np.median(hold) > 0 else np.inf
-        ci = None
-        if ctx.n_bootstrap > 0:
-            rng = ctx.rng("bootstrap/" + self.name)
-            boots = []
-            for _ in range(ctx.n_bootstrap):
-                mh = np.median(hold[rng.integers(0, hold.size, hold.size)])
-                ms = np.median(syn[rng.integers(0, syn.size, syn.size)])
-                boots.append(ms / mh if mh > 0 else np.nan)
-            boots = np.asarray(boots)
-            boots = boots[np.isfinite(boots)]
-            if boots.size:
-                tail = (1 - ctx.level) / 2 * 100
-                ci = tuple(float(v) for v in np.percentile(boots, [tail, 100 - tail]))
-        per_class = None
-        if ctx.labels is not None:
-            per_class = {}
-            for c in np.unique(ctx.labels):
-                sel = ctx.labels == c
-                per_class[ctx.class_name(int(c))] = (float(np.median(syn[sel]) / np.median(hold))
-                                                     if sel.sum() >= self.min_n
-                                                     and np.median(hold) > 0 else np.nan)
-        return self.result(ctx, value, ci=ci, per_class=per_class,
+
+        def replicate(rng: np.random.Generator) -> float:
+            mh = np.median(hold[rng.integers(0, hold.size, hold.size)])
+            ms = np.median(syn[rng.integers(0, syn.size, syn.size)])
+            return ms / mh if mh > 0 else np.nan
+
+        per_class = self.per_class(
+            ctx, lambda _, mask: (np.median(syn[mask]) / np.median(hold)
+                                  if np.median(hold) > 0 else np.nan), min_n=self.min_n)
+        return self.result(ctx, value, ci=self.replicates(ctx, replicate), per_class=per_class,
                            median_dcr_synthetic=float(np.median(syn)),
                            median_dcr_holdout=float(np.median(hold)),
                            p05_dcr_synthetic=float(np.percentile(syn, 5)),
@@ -175,42 +145,41 @@ def memorised(syn_dcr: np.ndarray, holdout_dcr: np.ndarray, percentile: float = 
     return (syn_dcr < threshold) | (syn_dcr == 0), threshold
 
 
-class MemorisationRate(Metric):
+class MemorisationRate(SetMetric):
+    """Memorisation rate at the ``percentile``-th percentile of held-out distances."""
+
     name = "memorisation_rate"
     direction = "lower"
     family = "privacy"
+    label = "memorisation rate"
     needs = ("features", "holdout")
     min_n = 20
-    description = ("Share of synthetic samples closer to a training sample than the 1st "
-                   "percentile of held-out-real-to-training distances (about 0.01 for a "
-                   "generator that does not copy).")
+    description = ("Share of synthetic samples whose distance to the closest training sample is "
+                   "below the 1st percentile (memorisation_percentile) of the held-out real "
+                   "samples' distances to their closest training sample; exact duplicates of a "
+                   "training sample always count (about 0.01 for a generator that does not "
+                   "copy).")
     reference = "distance-to-closest-record threshold against held-out data"
 
-    def compute(self, ctx: EvaluationContext) -> MetricResult:
-        guard = _needs_holdout(self, ctx)
-        if guard is not None:
-            return guard
+    def __init__(self, *, percentile: float = 1.0, **interval: Any) -> None:
+        super().__init__(**interval)
+        self.percentile = float(percentile)
+
+    def score(self, ctx: EvaluationContext) -> MetricResult:
         syn, hold = _dcr(ctx)
-        pct = float(ctx.options.get("memorisation_percentile", 1.0))
-        flags, threshold = memorised(syn, hold, pct)
+        flags, threshold = memorised(syn, hold, self.percentile)
         flags = flags.astype(np.float64)
-        return self.result(ctx, flags.mean(), ci=bootstrap_ci(flags, ctx, self.name),
-                           per_class=per_label_means(flags, ctx.labels, ctx),
-                           threshold_distance=threshold, percentile=pct,
-                           expected_for_fresh_real=pct / 100)
+        return self.mean_result(ctx, flags,
+                           per_class=self.by_label(ctx, flags),
+                           threshold_distance=threshold, percentile=self.percentile,
+                           expected_for_fresh_real=self.percentile / 100)
 
 
-def auroc(positive: np.ndarray, negative: np.ndarray) -> float:
-    """Area under the ROC curve for scores where higher means positive (ties count half)."""
-    ranks = rankdata(np.concatenate([positive, negative]))
-    n_pos, n_neg = positive.size, negative.size
-    return float((ranks[:n_pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
-
-
-class MIAAUC(Metric):
+class MIAAUC(SetMetric):
     name = "mia_auc"
     direction = "lower"
     family = "privacy"
+    label = "MIA AUROC"
     needs = ("features", "holdout")
     min_n = 20
     description = ("Distance-based membership inference: AUROC of telling training members "
@@ -218,31 +187,20 @@ class MIAAUC(Metric):
                    "(0.5 = no leakage; higher = members are recognisably closer).")
     reference = "Chen et al., GAN-Leaks, CCS 2020"
 
-    def compute(self, ctx: EvaluationContext) -> MetricResult:
-        guard = _needs_holdout(self, ctx)
-        if guard is not None:
-            return guard
+    def score(self, ctx: EvaluationContext) -> MetricResult:
         nb = ctx.neighbourhoods
+        ref = ctx.reference
         assert nb.holdout_to_synthetic is not None
         members = -nb.real_to_synthetic.scores[:, 0]
         non_members = -nb.holdout_to_synthetic.scores[:, 0]
         value = auroc(members, non_members)
-        ci = None
-        if ctx.n_bootstrap > 0:
-            rng = ctx.rng("bootstrap/" + self.name)
-            boots = [auroc(members[rng.integers(0, members.size, members.size)],
-                           non_members[rng.integers(0, non_members.size, non_members.size)])
-                     for _ in range(ctx.n_bootstrap)]
-            tail = (1 - ctx.level) / 2 * 100
-            ci = tuple(float(v) for v in np.percentile(boots, [tail, 100 - tail]))
-        per_class = None
-        ref = ctx.reference
-        if ref.labels_ is not None and ref.holdout_labels_ is not None:
-            per_class = {}
-            for label, idx in ref.class_indices_.items():
-                hsel = ref.holdout_labels_ == label
-                per_class[ctx.class_name(label)] = (auroc(members[idx], non_members[hsel])
-                                                    if idx.size and hsel.any() else np.nan)
+        ci = self.replicates(ctx, lambda rng: auroc(
+            members[rng.integers(0, members.size, members.size)],
+            non_members[rng.integers(0, non_members.size, non_members.size)]))
+        per_class = self.per_class(
+            ctx, lambda label, mask: auroc(members[ref.class_indices_[label]],
+                                           non_members[mask]),
+            over="holdout", min_n=1, min_real=1)
         return self.result(ctx, value, ci=ci, per_class=per_class, n_members=int(members.size),
                            n_non_members=int(non_members.size), ideal=0.5)
 

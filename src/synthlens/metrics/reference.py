@@ -7,6 +7,9 @@ generator saw. It computes once what every synthetic set reuses: real-vs-real k-
 for FID and KID. :meth:`RealReference.compare` then runs the two sweeps a synthetic set needs
 (synthetic vs synthetic, synthetic vs real) and returns a :class:`SetNeighbourhoods` from
 which every neighbour-based metric reads its numbers.
+
+The k-NN engine (and torch) is imported when a reference is constructed, not with this
+module, so the metric classes and the catalogue stay cheap to import.
 """
 
 from __future__ import annotations
@@ -14,13 +17,15 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from synthlens.data.dataset import validate_labels
 from synthlens.errors import InputError
-from synthlens.metrics.knn import Ball, DistanceName, NeighbourEngine, Neighbours
+
+if TYPE_CHECKING:
+    from synthlens.metrics.knn import DistanceName, Neighbours
 
 
 @dataclass
@@ -97,6 +102,8 @@ class RealReference:
                  feature_space: dict[str, Any] | None = None) -> None:
         if not isinstance(k, int | np.integer) or k < 1:
             raise InputError("k", f"must be a positive integer, got {k!r}")
+        from synthlens.metrics.knn import NeighbourEngine
+
         self.k = int(k)
         self.distance: DistanceName = distance
         self.engine = NeighbourEngine(distance, device=device, precision=precision,
@@ -217,6 +224,8 @@ class RealReference:
 
     def _compare(self, s: np.ndarray, real: np.ndarray, real_nb: Neighbours,
                  holdout: np.ndarray | None, realism: bool) -> SetNeighbourhoods:
+        from synthlens.metrics.knn import Ball
+
         engine = self.engine
         syn_sweep = engine.sweep(s, None, k=self.k, query_name="synthetic features")
         syn_nb = syn_sweep.neighbours
@@ -265,9 +274,6 @@ class RealReference:
         return self._cache[key]
 
     # -- helpers -----------------------------------------------------------------------------------
-
-    def class_name(self, label: int) -> str:
-        return self._class_name(label)
 
     def _class_name(self, label: Any) -> str:
         names = getattr(self, "class_names_", None)

@@ -13,55 +13,55 @@ import os
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
 
 from synthlens.io import write_bytes
 from synthlens.metrics.base import MetricResult
-from synthlens.metrics.context import EvaluationContext, Metric, bootstrap_ci
+from synthlens.metrics.context import EvaluationContext, Metric, SetMetric
 from synthlens.metrics.fidelity import (
     ALPHAS,
-    _conditional,
     center_distances,
     integrated_curve_score,
     row_mean,
 )
-from synthlens.metrics.ssim import ms_ssim
+from synthlens.metrics.reference import SetNeighbourhoods
+
+if TYPE_CHECKING:
+    from synthlens.metrics.knn import Neighbours
 
 
-class Recall(Metric):
+class Recall(SetMetric):
     name = "recall"
     direction = "higher"
     family = "variety"
+    label = "recall"
     min_n = 10
     description = ("Share of real samples inside some synthetic sample's k-NN ball (radius = "
                    "distance to its k-th nearest synthetic neighbour; `<=`).")
     reference = "Kynkäänniemi et al., NeurIPS 2019"
 
-    def compute(self, ctx: EvaluationContext) -> MetricResult:
-        if ctx.n < self.min_n:
-            return self.skipped(ctx, f"needs at least {self.min_n} samples, got {ctx.n}")
+    def score(self, ctx: EvaluationContext) -> MetricResult:
         covered = (ctx.neighbourhoods.real_in_synthetic_balls > 0).astype(np.float64)
-        return self.result(ctx, covered.mean(), ci=bootstrap_ci(covered, ctx, self.name),
-                           per_class=_conditional(
-                               ctx, lambda _, s: (s.real_in_synthetic_balls > 0).mean(),
-                               self.min_n),
+        return self.mean_result(ctx, covered,
+                           per_class=self.conditional(
+                               ctx, lambda _, s: (s.real_in_synthetic_balls > 0).mean()),
                            k=ctx.reference.k, ci_unit="real samples")
 
 
-class Coverage(Metric):
+class Coverage(SetMetric):
     name = "coverage"
     direction = "higher"
     family = "variety"
+    label = "coverage"
     min_n = 10
     description = ("Share of real samples whose k-NN ball contains at least one synthetic sample "
                    "(`<=`).")
     reference = "Naeem et al., ICML 2020"
 
-    def compute(self, ctx: EvaluationContext) -> MetricResult:
-        if ctx.n < self.min_n:
-            return self.skipped(ctx, f"needs at least {self.min_n} samples, got {ctx.n}")
+    def score(self, ctx: EvaluationContext) -> MetricResult:
         ref = ctx.reference
         nb = ctx.neighbourhoods
         covered = (nb.real_to_synthetic.scores[:, 0] <= ref.radii_).astype(np.float64)
@@ -70,8 +70,8 @@ class Coverage(Metric):
             radii = ref.class_neighbours_[label].kth()
             return float((sub.real_to_synthetic.scores[:, 0] <= radii).mean())
 
-        return self.result(ctx, covered.mean(), ci=bootstrap_ci(covered, ctx, self.name),
-                           per_class=_conditional(ctx, conditional, self.min_n),
+        return self.mean_result(ctx, covered,
+                           per_class=self.conditional(ctx, conditional),
                            k=ref.k, ci_unit="real samples")
 
 
@@ -88,36 +88,49 @@ def beta_recall_curve(covered: np.ndarray, closest_d: np.ndarray,
     return (covered[..., None, :] & inside).mean(axis=-1)
 
 
-class BetaRecall(Metric):
+class BetaRecall(SetMetric):
     name = "beta_recall"
     direction = "higher"
     family = "variety"
+    label = "β-recall"
     min_n = 20
     distances = ("euclidean", "cosine")
     description = ("Integrated β-recall: for β in [0, 1], the share of real samples whose "
                    "nearest synthetic sample lies within the real sample's nearest-neighbour "
                    "distance and inside the synthetic β-support (ball around the synthetic "
-                   "centre), compared with β.")
+                   "centre), compared with β. Per class: real class c against synthetic "
+                   "class c.")
     reference = "Alaa et al., ICML 2022"
 
-    def compute(self, ctx: EvaluationContext) -> MetricResult:
+    def score(self, ctx: EvaluationContext) -> MetricResult:
         ref, x = ctx.reference, ctx.features
         assert ref is not None and x is not None
-        if ctx.n < self.min_n:
-            return self.skipped(ctx, f"needs at least {self.min_n} samples, got {ctx.n}")
         nb = ctx.neighbourhoods
         unit = ref.distance == "cosine"
-        syn_center = row_mean(x, unit)
-        nearest = nb.real_to_synthetic.indices[:, 0]
-        covered = nb.real_to_synthetic.scores[:, 0] <= ref.nn1_
-        # distance of each real sample's nearest synthetic sample to the synthetic centre
-        closest_d = center_distances(x, syn_center, unit)[nearest]
+
+        def parts(x: np.ndarray, to_synthetic: Neighbours, nn1: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray]:
+            covered = to_synthetic.scores[:, 0] <= nn1
+            # distance of each real sample's nearest synthetic sample to the synthetic centre
+            closest_d = center_distances(x, row_mean(x, unit), unit)[to_synthetic.indices[:, 0]]
+            return covered, closest_d
+
+        covered, closest_d = parts(x, nb.real_to_synthetic, ref.nn1_)
         curve = beta_recall_curve(covered, closest_d)
         value = float(integrated_curve_score(curve))
         joint = np.stack([covered.astype(np.float64), closest_d], axis=1)
-        ci = bootstrap_ci(joint, ctx, self.name, lambda s: integrated_curve_score(
+        ci = self.bootstrap(ctx, joint, lambda s: integrated_curve_score(
             beta_recall_curve(s[..., 0] > 0.5, s[..., 1])))
-        return self.result(ctx, value, ci=ci, curve=[round(float(v), 6) for v in curve],
+
+        def conditional(label: int, sub: SetNeighbourhoods) -> float:
+            assert ctx.labels is not None
+            xc = x[ctx.labels == label]
+            nn1 = ref.class_neighbours_[label].scores[:, 0]
+            return float(integrated_curve_score(beta_recall_curve(
+                *parts(xc, sub.real_to_synthetic, nn1))))
+
+        return self.result(ctx, value, ci=ci, per_class=self.conditional(ctx, conditional),
+                           curve=[round(float(v), 6) for v in curve],
                            ci_unit="real samples",
                            embedding="features, centre = mean of synthetic features")
 
@@ -157,10 +170,11 @@ def vendi_score(x: np.ndarray) -> float:
     return float(np.exp(-np.sum(vals * np.log(vals))))
 
 
-class Vendi(Metric):
+class Vendi(SetMetric):
     name = "vendi"
     direction = "higher"
     family = "variety"
+    label = "Vendi score"
     min_n = 2
     distances = ("euclidean", "cosine")
     description = ("Vendi score: the exponential of the entropy of the eigenvalues of the "
@@ -168,17 +182,10 @@ class Vendi(Metric):
                    "(1 for identical samples, N for orthogonal ones).")
     reference = "Friedman and Dieng, TMLR 2023"
 
-    def compute(self, ctx: EvaluationContext) -> MetricResult:
+    def score(self, ctx: EvaluationContext) -> MetricResult:
         x = ctx.features
         assert x is not None
-        if ctx.n < self.min_n:
-            return self.skipped(ctx, f"needs at least {self.min_n} samples, got {ctx.n}")
-        per_class = None
-        if ctx.labels is not None:
-            per_class = {ctx.class_name(int(c)): (vendi_score(x[ctx.labels == c])
-                                                  if (ctx.labels == c).sum() >= self.min_n
-                                                  else math.nan)
-                         for c in np.unique(ctx.labels)}
+        per_class = self.per_class(ctx, lambda _, mask: vendi_score(x[mask]), min_n=self.min_n)
         return self.result(ctx, vendi_score(x), per_class=per_class, kernel="cosine")
 
 
@@ -209,7 +216,7 @@ def write_mean_images(folder: str | os.PathLike[str], images: np.ndarray,
                       labels: np.ndarray | None = None,
                       class_names: Sequence[str] | None = None) -> dict[str, Path]:
     """Save the mean image (and each class's) as the PNGs whose sizes ``mean_image_kb``
-    reports, for the report to show. Returns ``{"all" or class name: path}``."""
+    reports, to look at. Returns ``{"all" or class name: path}``."""
     folder = Path(folder)
     overall, per_class = mean_image(images, labels)
     out = {"all": folder / "mean_all.png"}
@@ -231,10 +238,11 @@ def png_kb(image: np.ndarray) -> float:
     return buf.tell() / 1024.0
 
 
-class MeanImageKB(Metric):
+class MeanImageKB(SetMetric):
     name = "mean_image_kb"
     direction = "lower"
     family = "variety"
+    label = "mean-image size (KiB)"
     needs = ("images",)
     min_n = 2
     description = ("Lossless PNG size (KiB) of the mean of the per-class mean images: a varied "
@@ -242,78 +250,100 @@ class MeanImageKB(Metric):
                    "only relative; see `variety` for the run-normalised score.")
     reference = "Xing et al., CBMS 2023 / MICCAI 2023"
 
-    def compute(self, ctx: EvaluationContext) -> MetricResult:
-        if ctx.images is None:
-            return self.skipped(ctx, "needs images")
-        if ctx.n < self.min_n:
-            return self.skipped(ctx, f"needs at least {self.min_n} images, got {ctx.n}")
+    def score(self, ctx: EvaluationContext) -> MetricResult:
         overall, per_class_images = mean_image(ctx.images, ctx.labels)
-        per_class = ({ctx.class_name(c): png_kb(m) for c, m in per_class_images.items()}
-                     if per_class_images else None)
+        per_class = self.per_class(ctx, lambda label, _: png_kb(per_class_images[label]))
         return self.result(ctx, png_kb(overall), per_class=per_class, format="PNG (Pillow)")
 
 
+class Variety(Metric):
+    """The run-level variety score: one value per set, from every set's ``mean_image_kb``."""
+
+    name = "variety"
+    direction = "higher"
+    family = "variety"
+    label = "variety"
+    needs = ("images", "run")
+    min_n = 2
+    description = ("1 − mean_image_kb normalised (min-max) across the sets of the run (1 = the "
+                   "set with the smallest mean image, 0 = the largest); per class the same.")
+    reference = "Xing et al., MICCAI 2023"
+
+    def compute(self, mean_image_kb: Mapping[str, MetricResult | float]
+                ) -> dict[str, MetricResult]:
+        """``1 − (size − min) / (max − min)`` over the sets of one run.
+
+        ``mean_image_kb`` maps set names to their ``mean_image_kb`` result (or value). Per-class
+        values are normalised the same way across sets. With fewer than two sets, or all sizes
+        equal, the normalisation is undefined and values are NaN (with a warning).
+        """
+        def value(v: MetricResult | float) -> float:
+            return v.value if isinstance(v, MetricResult) else float(v)
+
+        sizes = {name: value(v) for name, v in mean_image_kb.items()}
+        finite = [s for s in sizes.values() if math.isfinite(s)]
+        lo, hi = (min(finite), max(finite)) if finite else (math.nan, math.nan)
+        undefined = len(finite) < self.min_n or hi == lo
+        if undefined:
+            warnings.warn("variety: needs at least two sets with different mean-image sizes",
+                          RuntimeWarning, stacklevel=3)
+        classes: set[str] = set()
+        for v in mean_image_kb.values():
+            if isinstance(v, MetricResult) and v.per_class:
+                classes |= set(v.per_class)
+        class_range = {}
+        for c in classes:
+            vals = [v.per_class[c] for v in mean_image_kb.values()
+                    if isinstance(v, MetricResult) and v.per_class and c in v.per_class
+                    and math.isfinite(v.per_class[c])]
+            class_range[c] = (min(vals), max(vals)) if len(vals) >= 2 else (math.nan, math.nan)
+        out = {}
+        for name, v in mean_image_kb.items():
+            s = sizes[name]
+            val = math.nan if undefined or not math.isfinite(s) else 1 - (s - lo) / (hi - lo)
+            per_class = None
+            if isinstance(v, MetricResult) and v.per_class:
+                per_class = {}
+                for c, sc in v.per_class.items():
+                    clo, chi = class_range[c]
+                    per_class[c] = (1 - (sc - clo) / (chi - clo)
+                                    if math.isfinite(sc) and chi > clo else math.nan)
+            out[name] = MetricResult(self.name, val, self.direction, per_class=per_class,
+                                     details={"mean_image_kb": s, "min_kb": lo, "max_kb": hi,
+                                              "n_sets": len(finite)})
+        return out
+
+
 def variety_scores(mean_image_kb: Mapping[str, MetricResult | float]) -> dict[str, MetricResult]:
-    """Run-level variety: ``1 − (size − min) / (max − min)`` over the sets of one run.
-
-    ``mean_image_kb`` maps set names to their ``mean_image_kb`` result (or value). Per-class
-    values are normalised the same way across sets. With fewer than two sets, or all sizes
-    equal, the normalisation is undefined and values are NaN (with a warning).
-    """
-    def value(v: MetricResult | float) -> float:
-        return v.value if isinstance(v, MetricResult) else float(v)
-
-    sizes = {name: value(v) for name, v in mean_image_kb.items()}
-    finite = [s for s in sizes.values() if math.isfinite(s)]
-    lo, hi = (min(finite), max(finite)) if finite else (math.nan, math.nan)
-    undefined = len(finite) < 2 or hi == lo
-    if undefined:
-        warnings.warn("variety: needs at least two sets with different mean-image sizes",
-                      RuntimeWarning, stacklevel=2)
-    classes: set[str] = set()
-    for v in mean_image_kb.values():
-        if isinstance(v, MetricResult) and v.per_class:
-            classes |= set(v.per_class)
-    class_range = {}
-    for c in classes:
-        vals = [v.per_class[c] for v in mean_image_kb.values()
-                if isinstance(v, MetricResult) and v.per_class and c in v.per_class
-                and math.isfinite(v.per_class[c])]
-        class_range[c] = (min(vals), max(vals)) if len(vals) >= 2 else (math.nan, math.nan)
-    out = {}
-    for name, v in mean_image_kb.items():
-        s = sizes[name]
-        val = math.nan if undefined or not math.isfinite(s) else 1 - (s - lo) / (hi - lo)
-        per_class = None
-        if isinstance(v, MetricResult) and v.per_class:
-            per_class = {}
-            for c, sc in v.per_class.items():
-                clo, chi = class_range[c]
-                per_class[c] = (1 - (sc - clo) / (chi - clo)
-                                if math.isfinite(sc) and chi > clo else math.nan)
-        out[name] = MetricResult("variety", val, "higher", per_class=per_class,
-                                 details={"mean_image_kb": s, "min_kb": lo, "max_kb": hi,
-                                          "n_sets": len(finite)})
-    return out
+    """Run-level variety of every set (see :class:`Variety`)."""
+    return Variety().compute(mean_image_kb)
 
 
-class MSSSIMDiversity(Metric):
+class MSSSIMDiversity(SetMetric):
+    """Mean MS-SSIM over ``pairs`` random pairs per class."""
+
     name = "ms_ssim_diversity"
     direction = "lower"
     family = "variety"
+    label = "MS-SSIM diversity"
     needs = ("images",)
     min_n = 2
-    description = ("Mean MS-SSIM over random pairs of distinct images of the same class "
-                   "(lower = more diverse; 1 = identical images), on a bounded pair sample.")
+    description = ("Mean MS-SSIM over random pairs of two different images of the same class "
+                   "(of the whole set when unlabelled): 200 pairs (ms_ssim_pairs) per class "
+                   "with at least two images, pooled over classes. Lower = more diverse; 1 = "
+                   "identical images.")
     reference = "Odena et al., ICML 2017 (MS-SSIM: Wang et al. 2003)"
 
-    def compute(self, ctx: EvaluationContext) -> MetricResult:
+    def __init__(self, *, pairs: int = 200, **interval: Any) -> None:
+        super().__init__(**interval)
+        self.pairs = int(pairs)
+
+    def score(self, ctx: EvaluationContext) -> MetricResult:
+        from synthlens.metrics.ssim import ms_ssim  # torch: imported when used
+
         images = ctx.images
-        if images is None:
-            return self.skipped(ctx, "needs images")
-        if ctx.n < self.min_n:
-            return self.skipped(ctx, f"needs at least {self.min_n} images, got {ctx.n}")
-        n_pairs = int(ctx.options.get("ms_ssim_pairs", 200))
+        assert images is not None
+        n_pairs = self.pairs
         rng = ctx.rng(self.name)
         labels = ctx.labels if ctx.labels is not None else np.zeros(ctx.n, dtype=np.int64)
         values, per_class = [], {}
@@ -329,6 +359,6 @@ class MSSSIMDiversity(Metric):
             values.append(sims)
             per_class[ctx.class_name(int(c))] = float(sims.mean())
         allv = np.concatenate(values)
-        return self.result(ctx, allv.mean(), ci=bootstrap_ci(allv, ctx, self.name),
+        return self.mean_result(ctx, allv,
                            per_class=per_class if ctx.labels is not None else None,
                            pairs_per_class=n_pairs, ci_unit="image pairs")
