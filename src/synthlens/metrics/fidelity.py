@@ -224,7 +224,7 @@ class KID(Metric):
 # ---------------------------------------------------------------------------------------------
 
 
-def _conditional(ctx: EvaluationContext, fn, min_n: int) -> dict[str, float] | None:
+def class_values(ctx: EvaluationContext, fn, min_n: int) -> dict[str, float] | None:
     """Apply ``fn(label, neighbourhoods)`` to each class-conditional neighbourhood."""
     if (ctx.labels is None or ctx.reference is None or ctx.reference.labels_ is None
             or not ctx.options.get("per_class", True)):
@@ -252,7 +252,7 @@ class Precision(Metric):
             return self.skipped(ctx, f"needs at least {self.min_n} samples, got {ctx.n}")
         inside = (ctx.neighbourhoods.in_real_balls > 0).astype(np.float64)
         return self.result(ctx, inside.mean(), ci=bootstrap_ci(inside, ctx, self.name),
-                           per_class=_conditional(ctx, lambda _, s: (s.in_real_balls > 0).mean(),
+                           per_class=class_values(ctx, lambda _, s: (s.in_real_balls > 0).mean(),
                                                   self.min_n),
                            k=ctx.reference.k)
 
@@ -272,7 +272,7 @@ class Density(Metric):
         k = ctx.reference.k
         counts = ctx.neighbourhoods.in_real_balls / k
         return self.result(ctx, counts.mean(), ci=bootstrap_ci(counts, ctx, self.name),
-                           per_class=_conditional(ctx, lambda _, s: s.in_real_balls.mean() / k,
+                           per_class=class_values(ctx, lambda _, s: s.in_real_balls.mean() / k,
                                                   self.min_n), k=k)
 
 

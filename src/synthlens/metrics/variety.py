@@ -22,8 +22,8 @@ from synthlens.metrics.base import MetricResult
 from synthlens.metrics.context import EvaluationContext, Metric, bootstrap_ci
 from synthlens.metrics.fidelity import (
     ALPHAS,
-    _conditional,
     center_distances,
+    class_values,
     integrated_curve_score,
     row_mean,
 )
@@ -44,7 +44,7 @@ class Recall(Metric):
             return self.skipped(ctx, f"needs at least {self.min_n} samples, got {ctx.n}")
         covered = (ctx.neighbourhoods.real_in_synthetic_balls > 0).astype(np.float64)
         return self.result(ctx, covered.mean(), ci=bootstrap_ci(covered, ctx, self.name),
-                           per_class=_conditional(
+                           per_class=class_values(
                                ctx, lambda _, s: (s.real_in_synthetic_balls > 0).mean(),
                                self.min_n),
                            k=ctx.reference.k, ci_unit="real samples")
@@ -71,7 +71,7 @@ class Coverage(Metric):
             return float((sub.real_to_synthetic.scores[:, 0] <= radii).mean())
 
         return self.result(ctx, covered.mean(), ci=bootstrap_ci(covered, ctx, self.name),
-                           per_class=_conditional(ctx, conditional, self.min_n),
+                           per_class=class_values(ctx, conditional, self.min_n),
                            k=ref.k, ci_unit="real samples")
 
 
