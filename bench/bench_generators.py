@@ -38,16 +38,16 @@ from scipy.stats import spearmanr
 
 from synthlens.data.dataset import ImageSet
 from synthlens.data.npz import load_imageset, load_npz
+from synthlens.data.tensors import crop_to
 from synthlens.generators import Generator, load_generator
-from synthlens.generators.blocks import crop_to
 from synthlens.io import read_json, write_json
-from synthlens.pipeline import sweep_variants
-from synthlens.utility.classifiers import (
+from synthlens.nets.classifiers import (
     TrainConfig,
     TrainedClassifier,
     build_classifier,
     train_classifier,
 )
+from synthlens.pipeline import sweep_variants
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "pneumoniamnist.npz"
 JUDGE = TrainConfig(arch="small_cnn", epochs=12, batch_size=64, width=32, lr=0.004,

@@ -21,8 +21,8 @@ from pathlib import Path
 import torch
 
 from synthlens.data.npz import load_imageset
+from synthlens.data.tensors import to_model_range
 from synthlens.generators import Generator, load_generator
-from synthlens.generators.base import to_model_range
 
 STAGES = {"vqvae2": "bottom_prior", "ldm": "diffusion"}
 

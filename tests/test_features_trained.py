@@ -117,7 +117,6 @@ def test_domain_features_cache_per_fit(domain, demo, tmp_path) -> None:
 # ---------------------------------------------------------------------- VQ-VAE codes
 @pytest.fixture(scope="module")
 def vqvae(demo):
-    pytest.importorskip("synthlens.generators.vqvae2")
     train, _, _ = demo
     return get_extractor("vqvae_codes", steps=15, batch_size=16, channels=16, res_channels=8,
                          n_res_blocks=1, num_codes=16, code_dim=8).fit(train, seed=0,
@@ -134,9 +133,9 @@ def test_vqvae_codes_are_nearest_codebook_entries(vqvae, demo) -> None:
     assert codes.min() >= 0 and codes.max() < 16
 
     # The top codes recomputed here: the encoder output's nearest codebook vector.
-    from synthlens.generators.blocks import pad_to
+    from synthlens.data.tensors import pad_to
 
-    net = vqvae._model.net.eval()
+    net = vqvae.network.eval()
     x = torch.from_numpy(images.astype(np.float32) / 127.5 - 1.0)[:, None]
     with torch.no_grad():
         z = net.quant_conv_t(net.enc_t(net.enc_b(pad_to(x, 32))))
@@ -162,3 +161,43 @@ def test_vqvae_codes_save_load_and_levels(vqvae, demo, tmp_path) -> None:
     assert top.cache_key() != vqvae.cache_key()
     with pytest.raises(InputError, match="levels"):
         get_extractor("vqvae_codes", levels="middle")
+
+
+def test_vqvae_codes_fit_is_deterministic_and_leaves_global_rng_alone(vqvae, demo) -> None:
+    train, _, _ = demo
+    torch.manual_seed(5)
+    before = torch.get_rng_state()
+    again = get_extractor("vqvae_codes", steps=15, batch_size=16, channels=16, res_channels=8,
+                          n_res_blocks=1, num_codes=16, code_dim=8).fit(train, seed=0,
+                                                                        progress=False)
+    assert torch.equal(torch.get_rng_state(), before)
+    assert again.weights_sha256 == vqvae.weights_sha256
+
+
+def test_vqvae_codes_load_the_generator_files_earlier_versions_saved(demo, tmp_path) -> None:
+    """Run folders made before the extractor trained its own autoencoder hold a ``vqvae2``
+    generator file (and a ``.json`` note): produced here by that generator, as then."""
+    from synthlens.generators import VQVAE2, Budget
+    from synthlens.io import write_json
+
+    train, _, test = demo
+    gen = VQVAE2(channels=16, res_channels=8, n_res_blocks=1, num_codes=16, code_dim=8,
+                 prior_channels=8, prior_layers=1, prior_layers_bottom=1, prior_kernel=3)
+    budget = Budget(steps=6, batch_size=16, lr=3e-4, checkpoint_every=6, log_every=3,
+                    stage_fractions={"top_prior": 0.0, "bottom_prior": 0.0},
+                    options={"stage_batch_sizes": {"top_prior": 2, "bottom_prior": 2}})
+    gen.fit(train, budget, seed=0, progress=False)
+    path = tmp_path / "extractor.pt"
+    gen.save(path)
+    write_json(str(path) + ".json", {"train_sha256": train.sha256(), "seed": 0})
+    loaded = get_extractor("vqvae_codes", steps=6, batch_size=16, channels=16, res_channels=8,
+                           n_res_blocks=1, num_codes=16, code_dim=8).load(path)
+    top, bottom = gen.encode_codes(test.images[:12])
+    np.testing.assert_array_equal(loaded.extract(test.images[:12]),
+                                  np.concatenate([top.reshape(12, -1), bottom.reshape(12, -1)],
+                                                 axis=1))
+    assert loaded.describe()["training"]["train_sha256"] == train.sha256()
+    assert loaded.dim == 80
+    with pytest.raises(InputError, match="not a synthlens vqvae_codes file"):
+        torch.save({"format_version": 99}, tmp_path / "other.pt")
+        loaded.load(tmp_path / "other.pt")

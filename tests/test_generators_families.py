@@ -274,7 +274,7 @@ def test_vqvae2_priors_train_on_codes_encoded_once_per_stage(
     """The autoencoder is frozen while the priors train: the harness asks for the split's
     code maps once per prior stage (``_stage_inputs``) and every prior step gets rows of
     them, the codes ``encode_codes`` gives for the same images."""
-    from synthlens.generators.base import to_model_range
+    from synthlens.data.tensors import to_model_range
     from synthlens.generators.vqvae2 import VQVAE2Net
 
     encode_calls = 0
@@ -317,9 +317,8 @@ def test_ldm_diffusion_trains_on_latents_encoded_once(
     """The first stage is frozen while the UNet trains: the split is encoded once per
     diffusion stage and every step gets rows of that encoding; a KL first stage is still
     sampled in every step (a fresh posterior draw), a VQ one is deterministic."""
+    from synthlens.data.tensors import pad_to, to_model_range
     from synthlens.generators import LatentDiffusion
-    from synthlens.generators.base import to_model_range
-    from synthlens.generators.blocks import pad_to
 
     budget = smoke_budget("ldm", steps=4)
     gen = LatentDiffusion(first_stage=first_stage)

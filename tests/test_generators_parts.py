@@ -11,17 +11,17 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from synthlens.data.dataset import ImageSet
-from synthlens.generators.base import Budget, autocast, counts_per_class
-from synthlens.generators.blocks import crop_to, next_power_of_two, pad_to, working_size
+from synthlens.data.tensors import crop_to, pad_to, working_size
+from synthlens.device import autocast
+from synthlens.generators.base import Budget, counts_per_class
+from synthlens.generators.blocks import next_power_of_two
 from synthlens.generators.dcgan import doublings
-from synthlens.generators.grid import sample_grid
 from synthlens.generators.pixelcnn import GatedPixelCNN
-from synthlens.generators.quantizer import VectorQuantizer
 from synthlens.generators.schedulers import NoiseSchedule, ddim_sample, guided_eps
 from synthlens.generators.stylegan2 import ModulatedConv2d, _fir_down, _up
 from synthlens.generators.transformer import CodeTransformer
 from synthlens.generators.unet import ConditionalUNet
+from synthlens.nets.quantizer import VectorQuantizer
 
 
 # ----------------------------------------------------------------------------- schedules
@@ -208,16 +208,6 @@ def test_unet_shapes(size: int, mults: tuple[int, ...]) -> None:
 
 
 # ----------------------------------------------------------------------------- harness
-def test_grid_places_each_class_on_its_row() -> None:
-    images = np.stack([np.full((4, 4), 10 * i, dtype=np.uint8) for i in range(5)])
-    grid = sample_grid(ImageSet(images, np.array([0, 1, 0, 1, 1]), ("a", "b")), per_class=3,
-                       pad=1)
-    assert grid.shape == (2 * 5 + 1, 3 * 5 + 1)
-    assert grid[1, 1] == 0 and grid[1, 6] == 20 and grid[1, 11] == 0  # class a: 0, 20, empty
-    assert grid[6, 1] == 10 and grid[6, 6] == 30 and grid[6, 11] == 40
-    assert grid[0, 0] == 255  # padding
-
-
 def test_budget_helpers() -> None:
     budget = Budget(steps=100, batch_size=32, stage_fractions={"prior": 0.5},
                     options={"stage_batch_sizes": {"prior": 8}})

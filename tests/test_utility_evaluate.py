@@ -14,7 +14,7 @@ from synthlens.data.dataset import ImageSet, RealData
 from synthlens.data.demo import make_demo
 from synthlens.data.splits import reserve_holdout
 from synthlens.errors import InputError
-from synthlens.utility.classifiers import train_classifier
+from synthlens.nets.classifiers import train_classifier
 from synthlens.utility.evaluate import (
     BASELINE_NAME,
     UtilityEvaluator,

@@ -28,8 +28,9 @@ from synthlens.data import (
     load_synthetic,
     save_imageset,
 )
+from synthlens.device import resolve_device
 from synthlens.errors import InputError
-from synthlens.generators import Budget, get_generator, noise_reference, resolve_device
+from synthlens.generators import Budget, get_generator, noise_reference
 from synthlens.hashing import json_sha256
 from synthlens.io import read_json, write_json
 from synthlens.metrics.base import MetricResult

@@ -20,7 +20,8 @@ from synthlens.errors import InputError
 CANDIDATE_KINDS = ("generated", "user")
 #: A baseline set carries the real-only utility scores (no image metrics).
 BASELINE_KIND = "baseline"
-P_VALUE_KEYS = ("p_value", "wilcoxon_p", "pvalue", "p")
+#: The ``details`` key of a utility gain's p-value (the paired Wilcoxon test over seeds).
+P_VALUE_KEY = "wilcoxon_p"
 
 
 def check_results(results: Any, source: str = "results.json") -> dict[str, Any]:
@@ -102,10 +103,7 @@ def p_value(results: dict[str, Any], set_name: str, metric: str) -> float:
     if entry is None:
         return math.nan
     details = entry.get("details") or {}
-    for key in P_VALUE_KEYS:
-        if key in details:
-            return _num(details[key])
-    return math.nan
+    return _num(details[P_VALUE_KEY]) if P_VALUE_KEY in details else math.nan
 
 
 def direction(results: dict[str, Any], metric: str) -> str:

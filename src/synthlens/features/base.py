@@ -31,6 +31,7 @@ import torch
 from tqdm.auto import tqdm
 
 from synthlens.data.dataset import ImageSet, validate_images
+from synthlens.device import resolve_device
 from synthlens.errors import InputError
 from synthlens.hashing import json_sha256
 
@@ -133,7 +134,7 @@ class Extractor(ABC):
             images = images.images
         images = validate_images(images, f"{self.name} extractor input")
         self._check_input(images)
-        device = _resolve(device)
+        device = resolve_device(device)
         if batch_size is None:
             batch_size = self.default_batch_size * (4 if device.startswith("cuda") else 1)
         if batch_size < 1:
@@ -176,26 +177,6 @@ class Extractor(ABC):
 def _batches(images: np.ndarray, batch_size: int) -> Iterator[tuple[int, np.ndarray]]:
     for start in range(0, len(images), batch_size):
         yield start, images[start:start + batch_size]
-
-
-def _resolve(device: str) -> str:
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device != "cpu" and not device.startswith("cuda"):
-        raise InputError("device", f"must be cpu, cuda or auto, got {device!r}")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError("device", "cuda was asked for but torch sees no GPU")
-    return device
-
-
-def to_tensor(images: np.ndarray, device: str) -> torch.Tensor:
-    """uint8 (N,H,W) or (N,H,W,3) -> float32 (N,C,H,W) on ``device``, values 0..255.
-
-    The uint8 batch travels to the GPU before conversion (4x less to copy).
-    """
-    x = torch.from_numpy(np.ascontiguousarray(images)).to(device)
-    x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)
-    return x.float()
 
 
 def resolve_weights(option: str | os.PathLike[str] | None, env_var: str,

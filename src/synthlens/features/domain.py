@@ -22,7 +22,7 @@ from synthlens.errors import InputError
 from synthlens.features.base import Extractor, NotFittedError
 from synthlens.hashing import state_dict_sha256
 from synthlens.io import atomic_path
-from synthlens.utility.classifiers import (
+from synthlens.nets.classifiers import (
     TrainConfig,
     TrainedClassifier,
     build_classifier,
@@ -44,7 +44,7 @@ class DomainExtractor(Extractor):
     val_fraction:
         Share of ``train`` held out for model selection when ``fit`` gets no ``val``.
     classifier:
-        Any other :class:`~synthlens.utility.classifiers.TrainConfig` setting
+        Any other :class:`~synthlens.nets.classifiers.TrainConfig` setting
         (``convs_per_block``, ``augment_shift``, ``steps``...).
     """
 

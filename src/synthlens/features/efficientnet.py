@@ -22,13 +22,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from synthlens.data.tensors import to_tensor
 from synthlens.errors import InputError
-from synthlens.features.base import (
-    Extractor,
-    package_file,
-    resolve_weights,
-    to_tensor,
-)
+from synthlens.features.base import Extractor, package_file, resolve_weights
 from synthlens.hashing import file_sha256
 
 ENV_VAR = "SYNTHLENS_EFFICIENTNET_WEIGHTS"

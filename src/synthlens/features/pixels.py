@@ -8,8 +8,9 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from synthlens.data.tensors import to_tensor
 from synthlens.errors import InputError
-from synthlens.features.base import Extractor, to_tensor
+from synthlens.features.base import Extractor
 
 
 class PixelExtractor(Extractor):

@@ -22,8 +22,9 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from synthlens.data.tensors import to_tensor
 from synthlens.errors import InputError
-from synthlens.features.base import DISTANCES, Extractor, to_tensor
+from synthlens.features.base import DISTANCES, Extractor
 from synthlens.hashing import file_sha256
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

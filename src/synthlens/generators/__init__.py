@@ -11,7 +11,7 @@ import os
 
 import torch
 
-from synthlens.generators.base import Budget, Generator, resolve_device
+from synthlens.generators.base import Budget, Generator
 from synthlens.generators.cvae import ConditionalVAE
 from synthlens.generators.dcgan import DCGAN
 from synthlens.generators.ddpm import DDPM
@@ -59,6 +59,5 @@ __all__ = [
     "get_generator",
     "load_generator",
     "noise_reference",
-    "resolve_device",
     "truncation_sweep",
 ]

@@ -19,7 +19,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from synthlens.generators.blocks import AttentionBlock, ResBlock, group_count
-from synthlens.generators.quantizer import VectorQuantizer
+from synthlens.nets.quantizer import VectorQuantizer
 
 
 class Encoder(nn.Module):

@@ -18,9 +18,7 @@ uninterrupted run would have. Checkpoints load with ``weights_only=True``.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import math
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
@@ -33,6 +31,8 @@ import torch
 from tqdm.auto import tqdm
 
 from synthlens.data.dataset import ImageSet
+from synthlens.data.tensors import from_model_range, to_model_range
+from synthlens.device import autocast, resolve_device
 from synthlens.io import atomic_path, write_json
 
 
@@ -84,29 +84,6 @@ class Budget:
         return cls(**dict(data))
 
 
-def resolve_device(device: str) -> str:
-    """``auto`` -> ``cuda`` when a GPU is present, else ``cpu``."""
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
-        raise ValueError(f"device must be cpu, cuda or auto, got {device!r}")
-    return device
-
-
-def autocast(device: str, enabled: bool = True) -> contextlib.AbstractContextManager[Any]:
-    """Mixed precision for the harness: bfloat16 autocast on a GPU that supports it (no
-    loss scaling needed), full precision elsewhere (CPU runs stay bit-reproducible)."""
-    if enabled and device.startswith("cuda") and torch.cuda.is_available() \
-            and torch.cuda.is_bf16_supported():
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
-def full_precision(x: torch.Tensor) -> contextlib.AbstractContextManager[Any]:
-    """Turn autocast off for numerically sensitive code (codebook distances, R1)."""
-    return torch.autocast(device_type=x.device.type, enabled=False)
-
-
 def counts_per_class(n_per_class: int | Sequence[int] | np.ndarray, n_classes: int) -> np.ndarray:
     """Normalise ``sample``'s request to one count per class."""
     if isinstance(n_per_class, int | np.integer):
@@ -117,12 +94,6 @@ def counts_per_class(n_per_class: int | Sequence[int] | np.ndarray, n_classes: i
         raise ValueError(f"n_per_class must be one non-negative count per class "
                          f"({n_classes}), got {n_per_class!r}")
     return counts
-
-
-def to_uint8(x: torch.Tensor) -> np.ndarray:
-    """Model output in [-1, 1], (N, C, H, W) -> uint8 (N, H, W) or (N, H, W, 3)."""
-    x = ((x.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu()
-    return (x[:, 0] if x.shape[1] == 1 else x.permute(0, 2, 3, 1)).numpy()
 
 
 class Generator(ABC):
@@ -324,7 +295,7 @@ class Generator(ABC):
         for start in range(0, len(labels), batch_size):
             batch = labels[start:start + batch_size].to(self.device)
             with autocast(self.device, mixed):
-                chunks.append(to_uint8(self._generate(batch, generator, **dict(kwargs))))
+                chunks.append(from_model_range(self._generate(batch, generator, **dict(kwargs))))
         assert self.image_shape is not None
         images = (np.concatenate(chunks) if chunks
                   else np.zeros((0, *self.image_shape), dtype=np.uint8))
@@ -387,16 +358,6 @@ class Generator(ABC):
             torch.save(payload, tmp)
 
 
-def to_model_range(images: np.ndarray) -> torch.Tensor:
-    """uint8 (N, H, W) or (N, H, W, 3) -> float32 (N, C, H, W) in [-1, 1]."""
-    x = torch.from_numpy(np.ascontiguousarray(images))
-    x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)
-    return x.float().div_(127.5).sub_(1.0)
-
-
-_to_model_range = to_model_range  # the name the first version used
-
-
 def ema_update(target: torch.nn.Module, source: torch.nn.Module, decay: float) -> None:
     """Exponential moving average of parameters (buffers copied), as used for GAN and
     diffusion sampling weights."""
@@ -405,12 +366,3 @@ def ema_update(target: torch.nn.Module, source: torch.nn.Module, decay: float) -
             t.lerp_(s, 1.0 - decay)
         for t, s in zip(target.buffers(), source.buffers(), strict=True):
             t.copy_(s)
-
-
-def cosine_lr(step: int, total: int, warmup: int = 0) -> float:
-    """Learning-rate multiplier: linear warm-up then cosine decay to 10%."""
-    if warmup and step < warmup:
-        return (step + 1) / warmup
-    progress = (step - warmup) / max(1, total - warmup)
-    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-

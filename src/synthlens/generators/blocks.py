@@ -1,61 +1,18 @@
-"""Building blocks shared by the generator families: padding to a network's working size,
-group-norm residual blocks, attention, resampling and the timestep embedding.
-
-Networks that halve the resolution several times need a size divisible by a power of two;
-a 28×28 MedMNIST image is reflect-padded to 32×32 on the way in and centre-cropped on the
-way out, so callers never see the working size.
-"""
+"""Building blocks shared by the generator families: group-norm residual blocks,
+attention, resampling and the timestep embedding (padding to a network's working size is
+in :mod:`synthlens.data.tensors`)."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 
-def working_size(size: int, multiple: int) -> int:
-    """The smallest size >= ``size`` divisible by ``multiple``."""
-    return -(-size // multiple) * multiple
-
-
 def next_power_of_two(size: int) -> int:
     return 1 << max(2, (size - 1).bit_length())
-
-
-def pad_to(x: torch.Tensor, size: int) -> torch.Tensor:
-    """Reflect-pad a square N×C×s×s batch to ``size`` (centred; extra pixel at the end)."""
-    extra = size - x.shape[-1]
-    if extra == 0:
-        return x
-    if extra < 0:
-        raise ValueError(f"cannot pad {x.shape[-1]} px down to {size}")
-    before, after = extra // 2, extra - extra // 2
-    if max(before, after) >= x.shape[-1]:  # reflect needs a wider image than the pad
-        return F.pad(x, (before, after, before, after), mode="replicate")
-    return F.pad(x, (before, after, before, after), mode="reflect")
-
-
-@torch.no_grad()
-def frozen_outputs(network: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor,
-                   size: int, device: str, batch_size: int = 256) -> torch.Tensor:
-    """``network`` of every image, reflect-padded to ``size``, run batch by batch on
-    ``device`` without gradients and gathered on the CPU: a frozen model's outputs for a
-    whole training split (bounded memory on the device)."""
-    rows = [network(pad_to(images[start:start + batch_size].to(device), size)).cpu()
-            for start in range(0, len(images), batch_size)]
-    return torch.cat(rows)
-
-
-def crop_to(x: torch.Tensor, size: int) -> torch.Tensor:
-    """Centre-crop a square batch to ``size`` (the inverse of :func:`pad_to`)."""
-    extra = x.shape[-1] - size
-    if extra == 0:
-        return x
-    before = extra // 2
-    return x[..., before:before + size, before:before + size]
 
 
 def group_count(channels: int) -> int:

@@ -20,10 +20,11 @@ from typing import Any
 import torch
 from torch.nn import functional as F
 
-from synthlens.generators.base import Budget, Generator, cosine_lr, ema_update
-from synthlens.generators.blocks import crop_to, pad_to, working_size
+from synthlens.data.tensors import crop_to, pad_to, working_size
+from synthlens.generators.base import Budget, Generator, ema_update
 from synthlens.generators.schedulers import NoiseSchedule, ddim_sample
 from synthlens.generators.unet import ConditionalUNet
+from synthlens.nets.schedule import cosine_lr
 
 _DIFFUSION_KNOBS = ("base_channels", "channel_mults", "num_res_blocks", "attention_levels",
                     "mid_attention", "dropout", "num_train_timesteps", "beta_start", "beta_end",

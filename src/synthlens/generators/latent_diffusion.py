@@ -19,10 +19,11 @@ from typing import Any
 import torch
 
 from synthlens.data.dataset import ImageSet
+from synthlens.data.tensors import crop_to, frozen_outputs, pad_to, to_model_range, working_size
 from synthlens.generators.autoencoder import KLAutoencoder, VQAutoencoder
-from synthlens.generators.base import Budget, cosine_lr, to_model_range
-from synthlens.generators.blocks import crop_to, frozen_outputs, pad_to, working_size
+from synthlens.generators.base import Budget
 from synthlens.generators.ddpm import DDPM
+from synthlens.nets.schedule import cosine_lr
 
 _AE_KNOBS = ("first_stage", "latent_channels", "ae_base_channels", "ae_channel_mults",
              "ae_num_res_blocks", "ae_num_codes", "kl_weight", "ae_lr")

@@ -35,8 +35,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from synthlens.generators.base import Budget, Generator, ema_update, full_precision
-from synthlens.generators.blocks import crop_to, next_power_of_two, pad_to
+from synthlens.data.tensors import crop_to, pad_to
+from synthlens.device import full_precision
+from synthlens.generators.base import Budget, Generator, ema_update
+from synthlens.generators.blocks import next_power_of_two
 
 _SQRT2 = math.sqrt(2.0)
 

@@ -101,10 +101,6 @@ class ConditionalUNet(nn.Module):
         nn.init.zeros_(self.conv_out.weight)
         nn.init.zeros_(self.conv_out.bias)
 
-    @property
-    def size_multiple(self) -> int:
-        return 2 ** (self.levels - 1)
-
     def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         emb = self.time_mlp(timestep_embedding(t, self.base_channels)) + self.class_embed(y)
         h = self.conv_in(x)

@@ -1,11 +1,9 @@
 """VQ-VAE-2 (Razavi, van den Oord and Vinyals 2019, "Generating Diverse High-Fidelity
 Images with VQ-VAE-2").
 
-Two-level hierarchical VQ-VAE: the bottom encoder downsamples by 4, the top encoder by a
-further 2; the top code map is quantised first, decoded and concatenated with the bottom
-features before the bottom map is quantised; the decoder sees both code maps (the layout
-of the authors' description and of the widely used ``rosinality/vq-vae-2-pytorch``).
-Codebooks follow EMA updates with commitment loss beta = 0.25 (:class:`VectorQuantizer`).
+The two-level autoencoder is :class:`synthlens.nets.vqvae2.VQVAE2Net` (shared with the
+``vqvae_codes`` feature extractor): the bottom encoder downsamples by 4, the top encoder by
+a further 2, and both code maps use EMA codebooks with commitment loss beta = 0.25.
 
 Generation never touches real images: an autoregressive prior draws the top code map, a
 second one draws the bottom map conditioned on the top map, and the decoder renders them.
@@ -31,86 +29,12 @@ from torch import nn
 from torch.nn import functional as F
 
 from synthlens.data.dataset import ImageSet
-from synthlens.generators.base import Budget, Generator, cosine_lr, to_model_range
-from synthlens.generators.blocks import crop_to, frozen_outputs, pad_to, working_size
+from synthlens.data.tensors import crop_to, frozen_outputs, pad_to, to_model_range, working_size
+from synthlens.generators.base import Budget, Generator
 from synthlens.generators.pixelcnn import GatedPixelCNN
-from synthlens.generators.quantizer import VectorQuantizer
 from synthlens.generators.transformer import CodeTransformer
-
-
-class _ResBlock(nn.Module):
-    def __init__(self, channels: int, res_channels: int) -> None:
-        super().__init__()
-        self.net = nn.Sequential(nn.ReLU(), nn.Conv2d(channels, res_channels, 3, padding=1),
-                                 nn.ReLU(), nn.Conv2d(res_channels, channels, 1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.net(x)
-
-
-def _encoder(cin: int, channels: int, n_res: int, res_channels: int, stride: int) -> nn.Module:
-    if stride == 4:
-        layers: list[nn.Module] = [
-            nn.Conv2d(cin, channels // 2, 4, stride=2, padding=1), nn.ReLU(),
-            nn.Conv2d(channels // 2, channels, 4, stride=2, padding=1), nn.ReLU(),
-            nn.Conv2d(channels, channels, 3, padding=1)]
-    else:
-        layers = [nn.Conv2d(cin, channels // 2, 4, stride=2, padding=1), nn.ReLU(),
-                  nn.Conv2d(channels // 2, channels, 3, padding=1)]
-    layers += [_ResBlock(channels, res_channels) for _ in range(n_res)] + [nn.ReLU()]
-    return nn.Sequential(*layers)
-
-
-def _decoder(cin: int, cout: int, channels: int, n_res: int, res_channels: int,
-             stride: int) -> nn.Module:
-    layers: list[nn.Module] = [nn.Conv2d(cin, channels, 3, padding=1)]
-    layers += [_ResBlock(channels, res_channels) for _ in range(n_res)] + [nn.ReLU()]
-    if stride == 4:
-        layers += [nn.ConvTranspose2d(channels, channels // 2, 4, stride=2, padding=1), nn.ReLU(),
-                   nn.ConvTranspose2d(channels // 2, cout, 4, stride=2, padding=1)]
-    else:
-        layers += [nn.ConvTranspose2d(channels, cout, 4, stride=2, padding=1)]
-    return nn.Sequential(*layers)
-
-
-class VQVAE2Net(nn.Module):
-    """The two-level autoencoder (no prior). Input size must be divisible by 8."""
-
-    def __init__(self, in_channels: int, *, channels: int = 128, res_channels: int = 32,
-                 n_res_blocks: int = 2, num_codes: int = 512, code_dim: int = 64,
-                 decay: float = 0.99, commitment: float = 0.25) -> None:
-        super().__init__()
-        self.enc_b = _encoder(in_channels, channels, n_res_blocks, res_channels, 4)
-        self.enc_t = _encoder(channels, channels, n_res_blocks, res_channels, 2)
-        self.quant_conv_t = nn.Conv2d(channels, code_dim, 1)
-        self.quantize_t = VectorQuantizer(num_codes, code_dim, decay=decay,
-                                          commitment=commitment)
-        self.dec_t = _decoder(code_dim, code_dim, channels, n_res_blocks, res_channels, 2)
-        self.quant_conv_b = nn.Conv2d(code_dim + channels, code_dim, 1)
-        self.quantize_b = VectorQuantizer(num_codes, code_dim, decay=decay,
-                                          commitment=commitment)
-        self.upsample_t = nn.ConvTranspose2d(code_dim, code_dim, 4, stride=2, padding=1)
-        self.dec = _decoder(2 * code_dim, in_channels, channels, n_res_blocks, res_channels, 4)
-
-    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor,
-                                                torch.Tensor, torch.Tensor]:
-        """-> (quantised top, quantised bottom, commitment loss, top codes, bottom codes)."""
-        h_b = self.enc_b(x)
-        h_t = self.enc_t(h_b)
-        q_t, commit_t, id_t = self.quantize_t(self.quant_conv_t(h_t))
-        dec_t = self.dec_t(q_t)
-        q_b, commit_b, id_b = self.quantize_b(self.quant_conv_b(torch.cat([dec_t, h_b], 1)))
-        return q_t, q_b, commit_t + commit_b, id_t, id_b
-
-    def decode(self, q_t: torch.Tensor, q_b: torch.Tensor) -> torch.Tensor:
-        return self.dec(torch.cat([self.upsample_t(q_t), q_b], 1))
-
-    def decode_codes(self, id_t: torch.Tensor, id_b: torch.Tensor) -> torch.Tensor:
-        return self.decode(self.quantize_t.lookup(id_t), self.quantize_b.lookup(id_b))
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        q_t, q_b, commit, _, _ = self.encode(x)
-        return self.decode(q_t, q_b), commit
+from synthlens.nets.schedule import cosine_lr
+from synthlens.nets.vqvae2 import VQVAE2Net
 
 
 class VQVAE2(Generator):
@@ -262,13 +186,8 @@ class VQVAE2(Generator):
                                                            warmup=min(100, total // 10))
         if stage == "vqvae":
             self.net.train()
-            x = pad_to(inputs, self.work_size)
-            recon, commit = self.net(x)
-            recon_loss = F.mse_loss(recon, x)
-            loss = recon_loss + commit
-            logs = {"loss": float(loss.detach()), "recon": float(recon_loss.detach()),
-                    "perplexity_top": self.net.quantize_t.perplexity(),
-                    "perplexity_bottom": self.net.quantize_b.perplexity()}
+            loss, parts = self.net.loss(pad_to(inputs, self.work_size))
+            logs = {"loss": float(loss.detach()), **parts}
         else:
             id_t, id_b = self._split_rows(inputs.long())  # rows of _stage_inputs
             if stage == "top_prior":
@@ -347,12 +266,8 @@ class VQVAE2(Generator):
     def _code_rows(self, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
         """Code maps of model-range images N×C×H×W as rows (int64, CPU): the top map, then
         the bottom map, flattened."""
-        def codes(batch: torch.Tensor) -> torch.Tensor:
-            _, _, _, id_t, id_b = self.net.encode(batch)
-            return torch.cat([id_t.flatten(1), id_b.flatten(1)], 1)
-
         self.net.eval()
-        return frozen_outputs(codes, x, self.work_size, self.device, batch_size)
+        return frozen_outputs(self.net.code_rows, x, self.work_size, self.device, batch_size)
 
     def _split_rows(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(top, bottom) code maps from :meth:`_code_rows`."""

@@ -5,7 +5,7 @@ classifier with the same seeds with and without the synthetic set and score both
 real test split; see ``docs/utility.md``.
 """
 
-from synthlens.utility.classifiers import (
+from synthlens.nets.classifiers import (
     ARCHITECTURES,
     ResNet18,
     SmallCNN,

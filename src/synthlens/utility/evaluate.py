@@ -27,17 +27,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from synthlens.data.dataset import ImageSet, RealData
+from synthlens.data.tensors import to_images, to_tensor
 from synthlens.errors import InputError
 from synthlens.hashing import json_sha256
 from synthlens.io import read_json, read_npz, write_json, write_npz
 from synthlens.metrics.base import MetricResult
+from synthlens.nets.classifiers import train_classifier
 from synthlens.stats import percentile_ci
-from synthlens.utility.classifiers import train_classifier
 from synthlens.utility.protocols import (
     CROSS_TASK_SOURCES,
     UtilityConfig,
@@ -91,12 +91,9 @@ def match_images(images: np.ndarray, image_shape: tuple[int, ...]) -> np.ndarray
     elif images.ndim == 3 and rgb_wanted:
         images = np.repeat(images[..., None], 3, axis=-1)
     if tuple(images.shape[1:3]) != tuple(image_shape[:2]):
-        x = torch.from_numpy(np.ascontiguousarray(images)).float()
-        x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)
-        x = F.interpolate(x, size=tuple(image_shape[:2]), mode="bilinear",
+        x = F.interpolate(to_tensor(images), size=tuple(image_shape[:2]), mode="bilinear",
                           align_corners=False, antialias=True)
-        x = x[:, 0] if images.ndim == 3 else x.permute(0, 2, 3, 1)
-        images = x.round().clamp(0, 255).to(torch.uint8).numpy()
+        images = to_images(x)
     return images
 
 

@@ -38,7 +38,7 @@ import numpy as np
 
 from synthlens.data.dataset import ImageSet
 from synthlens.errors import InputError
-from synthlens.utility.classifiers import TrainConfig
+from synthlens.nets.classifiers import TrainConfig
 from synthlens.utility.scores import TaskType
 
 #: Protocols that train a classifier on (part of) the synthetic set.

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from synthlens.generators.base import full_precision
+from synthlens.device import full_precision
 
 
 class VectorQuantizer(nn.Module):
@@ -66,12 +66,6 @@ class VectorQuantizer(nn.Module):
     def lookup(self, codes: torch.Tensor) -> torch.Tensor:
         """Code indices N×H×W -> code vectors N×D×H×W."""
         return self.embedding[codes].permute(0, 3, 1, 2).contiguous()
-
-    @torch.no_grad()
-    def codes_of(self, z: torch.Tensor) -> torch.Tensor:
-        """Nearest code of every position, without updating anything."""
-        flat = z.float().permute(0, 2, 3, 1).reshape(-1, self.dim)
-        return self._nearest(flat).view(z.shape[0], *z.shape[2:])
 
     def _nearest(self, flat: torch.Tensor) -> torch.Tensor:
         dist = (flat.pow(2).sum(1, keepdim=True) - 2 * flat @ self.embedding.t()

@@ -1,5 +1,6 @@
-"""Classifiers and the shared training loop: shapes, the published ResNet-18 size,
-determinism, the fixed-step schedule and learning a separable task."""
+"""The classifiers and the shared training loop (synthlens.nets.classifiers): shapes, the
+published ResNet-18 size, determinism, the fixed-step schedule, model selection by AUROC
+and learning a separable task."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pytest
 import torch
 
 from synthlens.data.dataset import ImageSet
-from synthlens.utility.classifiers import (
+from synthlens.nets.classifiers import (
     ARCHITECTURES,
     ResNet18,
     SmallCNN,
@@ -99,3 +100,19 @@ def test_learns_a_separable_task_rgb_and_resnet():
                               config=TrainConfig(arch="resnet18", epochs=1, batch_size=16,
                                                  width=4), seed=0, progress=False)
     assert resnet.embed(_blobs(16, 1).images).shape == (16, 32)
+
+
+def test_model_selection_scores_the_kept_model_by_auroc_and_needs_every_class():
+    from sklearn.metrics import roc_auc_score
+
+    train, val = _blobs(64, 0), _blobs(40, 1)
+    clf = train_classifier(train, val, config=TrainConfig(epochs=3, batch_size=16, width=4),
+                           seed=0, progress=False)
+    best = max(h["val_auroc"] for h in clf.history)
+    # the kept checkpoint is the best one, and its score is scikit-learn's AUROC
+    assert best == pytest.approx(
+        roc_auc_score(val.labels, clf.predict_proba(val.images)[:, 1]), abs=1e-12)
+    one_class = ImageSet(val.images[val.labels == 0], val.labels[val.labels == 0], ("a", "b"))
+    with pytest.raises(ValueError, match="every class"):
+        train_classifier(train, one_class, config=TrainConfig(epochs=1, batch_size=16, width=4),
+                         seed=0, progress=False)

@@ -1,4 +1,4 @@
-"""Image classifiers and the one training loop every real-trained model in synthlens uses.
+"""Image classifiers and the one training loop every classifier synthlens trains uses.
 
 The same loop trains the utility classifiers (real, real + synthetic, synthetic only), the
 in-domain feature encoder and the label-consistency judge, so that they differ only in
@@ -30,14 +30,9 @@ from tqdm.auto import tqdm
 
 from synthlens.data.augment import random_intensity, random_shift
 from synthlens.data.dataset import ImageSet
+from synthlens.data.tensors import to_model_range
+from synthlens.device import seeded_rng
 from synthlens.stats import macro_auroc
-
-
-def images_to_tensor(images: np.ndarray) -> torch.Tensor:
-    """uint8 (N,H,W) or (N,H,W,3) -> float32 (N,C,H,W) in [-1, 1]."""
-    x = torch.from_numpy(np.ascontiguousarray(images))
-    x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)
-    return x.float().div_(127.5).sub_(1.0)
 
 
 def _conv_bn_relu(cin: int, cout: int, stride: int = 1) -> list[nn.Module]:
@@ -234,7 +229,7 @@ class TrainedClassifier:
         memory_format = (torch.channels_last if self.config.channels_last
                          else torch.contiguous_format)
         for start in range(0, len(images), batch_size):
-            x = images_to_tensor(images[start:start + batch_size]).to(
+            x = to_model_range(images[start:start + batch_size]).to(
                 self.device, memory_format=memory_format)
             out = self.model.embed(x) if fn == "embed" else self.model(x).softmax(dim=1)
             outputs.append(out.float().cpu().numpy())
@@ -262,13 +257,6 @@ def _val_score(classifier: TrainedClassifier, val: ImageSet) -> float:
     if not np.isfinite(score):
         raise ValueError("the validation split needs images of every class to score AUROC")
     return score
-
-
-def _rng_devices(device: str) -> list[int]:
-    dev = torch.device(device)
-    if dev.type == "cuda":
-        return [dev.index if dev.index is not None else torch.cuda.current_device()]
-    return []
 
 
 def train_classifier(train: ImageSet | Sequence[ImageSet], val: ImageSet, *,
@@ -300,8 +288,7 @@ def train_classifier(train: ImageSet | Sequence[ImageSet], val: ImageSet, *,
     n_evals = min(config.epochs, total_steps)
     eval_at = {round(total_steps * (k + 1) / n_evals) for k in range(n_evals)}
 
-    with torch.random.fork_rng(devices=_rng_devices(device)):
-        torch.manual_seed(seed)  # weight init and dropout use the (forked) global RNG
+    with seeded_rng(device, seed):  # weight init and dropout use the (forked) global RNG
         generator = torch.Generator().manual_seed(seed)
         model = build_classifier(config.arch, in_channels, n_classes,
                                  **config.model_kwargs(images.shape[1:]))
@@ -332,7 +319,7 @@ def train_classifier(train: ImageSet | Sequence[ImageSet], val: ImageSet, *,
                 position = 0
             idx = order[position:position + config.batch_size]
             position += len(idx)
-            x = images_to_tensor(x_all[idx].numpy())
+            x = to_model_range(x_all[idx].numpy())
             x = random_shift(x, config.augment_shift, generator)
             x = random_intensity(x, config.augment_intensity, generator)
             x = x.to(device, memory_format=memory_format)
