@@ -5,6 +5,7 @@ Every neighbour-based metric reads from one exact, memory-bounded k-NN engine
 :class:`RealReference`. See ``docs/metrics.md`` for definitions, references and directions.
 """
 
+from synthlens.audit import read_audit_csv, write_audit_csv
 from synthlens.metrics.base import MetricResult
 from synthlens.metrics.evaluate import (
     FEATURE_METRICS,
@@ -18,7 +19,7 @@ from synthlens.metrics.evaluate import (
     real_floor,
 )
 from synthlens.metrics.knn import Ball, NeighbourEngine, Neighbours
-from synthlens.metrics.privacy import audit_table, read_audit_csv, write_audit_csv
+from synthlens.metrics.privacy import audit_table
 from synthlens.metrics.reference import RealReference, SetNeighbourhoods
 from synthlens.metrics.variety import variety_scores, write_mean_images
 
