@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,3 +24,23 @@ def shared_data() -> Callable[[str], Path]:
         return path
 
     return locate
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The run folder of ``synthlens demo --budget smoke --device cpu``, made by the real
+    pipeline once per test session and shared by every test that reads a run (the report,
+    the results schema, the end-to-end and resume tests).
+
+    Read-only: a test that changes a run works on a copy (the ``smoke_copy`` fixture).
+    """
+    from synthlens.pipeline import demo
+
+    return demo(tmp_path_factory.mktemp("smoke") / "demo", budget="smoke", device="cpu",
+                progress=False)
+
+
+@pytest.fixture
+def smoke_copy(smoke_run: Path, tmp_path: Path) -> Path:
+    """A private copy of the shared smoke run (same folder name), for tests that change it."""
+    return Path(shutil.copytree(smoke_run, tmp_path / smoke_run.name, symlinks=True))

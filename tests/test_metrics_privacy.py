@@ -144,7 +144,7 @@ def test_audit_table_and_csv(planted, tmp_path):
     assert len(table) == len(copied)
     closest = np.argsort(table["distance"])[:50]
     assert set(closest) == set(planted_idx)  # the closest pairs are the planted copies
-    assert (table["set"][planted_idx] == "copy").all()
+    assert (table["category"][planted_idx] == "copy").all()
     np.testing.assert_allclose(table["distance"], nb.to_real.distances[:, 0])
     assert (table["holdout_dcr_quantile"][planted_idx] == 0).all()
     path = tmp_path / "audit.csv"

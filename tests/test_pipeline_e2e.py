@@ -1,29 +1,24 @@
-"""End to end: `synthlens demo --budget smoke`, resume, report rebuild, and `evaluate`.
+"""End to end: `synthlens demo --budget smoke` (the shared ``smoke_run`` of conftest.py),
+resume, report rebuild, and `evaluate`.
 
 These check the outputs' contents (numbers that must hold for any sane run), not only
-that the files exist.
+that the files exist. The report's own tests (test_report_*.py) and the results schema
+(test_results_schema.py) read the same run.
 """
 
 from __future__ import annotations
 
 import base64
-import csv
 import json
 import re
 
 import numpy as np
-import pytest
 
+from synthlens.analysis import analyse
 from synthlens.cli import main
 from synthlens.io import read_json
 
-
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("demo") / "run"
-    code = main(["demo", "--budget", "smoke", "--out", str(out), "--quiet", "--device", "cpu"])
-    assert code == 0
-    return out
+LAST_STAGES = ("results", "analysis", "report")
 
 
 def test_smoke_demo_writes_the_results_contract(smoke_run):
@@ -51,7 +46,16 @@ def test_smoke_demo_writes_the_results_contract(smoke_run):
     baseline_auroc = sets["real-only"]["metrics"]["utility.augment.auroc"]["value"]
     assert 0.5 < baseline_auroc <= 1.0
     assert "fid" in results["floors"]
-    assert "findings" in json.dumps(results["analysis"])
+    assert results["analysis"]["findings"]
+
+
+def test_the_stored_analysis_is_the_analysis_of_the_results_as_written(smoke_run):
+    """Computed once, by the run's analysis stage, on the results as every reader sees them
+    (so a resumed run, the report and a user's own call agree)."""
+    results = read_json(smoke_run / "results.json")
+    stored = results.pop("analysis")
+    assert stored["seed"] == 0
+    assert json.loads(json.dumps(analyse(results, seed=0))) == stored
 
 
 def test_smoke_demo_manifest_and_config(smoke_run):
@@ -61,17 +65,15 @@ def test_smoke_demo_manifest_and_config(smoke_run):
     assert all(len(h) == 64 for h in manifest["inputs"].values())
     assert manifest["seeds"]["seed"] == 0
     assert all(stage["status"] == "done" for stage in manifest["stages"].values())
+    # The last stages are stages like the others, in order, each naming what it wrote.
+    last = [manifest["stages"][s] for s in LAST_STAGES]
+    assert [s["output"] for s in last] == ["results.json", "results.json", "report.html"]
+    assert last[0]["finished"] <= last[1]["started"] and last[1]["finished"] <= last[2]["started"]
+    assert manifest["runs"][-1]["feature_extractions"] >= 3  # train, holdout, the sets
     assert (smoke_run / "config.yaml").read_text().startswith("name: demo")
 
 
-def test_smoke_demo_csv_and_report(smoke_run):
-    results = read_json(smoke_run / "results.json")
-    with open(smoke_run / "results.csv", newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    pairs = {(row["set"], row["metric"]) for row in rows}
-    for name, entry in results["sets"].items():
-        for metric in entry["metrics"]:
-            assert (name, metric) in pairs
+def test_smoke_demo_report(smoke_run):
     html = (smoke_run / "report.html").read_text()
     images = re.findall(r'<img[^>]+src="([^"]+)"', html)
     assert images and all(src.startswith("data:image/png;base64,") for src in images)
@@ -80,23 +82,23 @@ def test_smoke_demo_csv_and_report(smoke_run):
     assert "http://" not in html and "https://" not in html.replace("https://doi", "")
 
 
-def test_resume_skips_every_stage_and_report_rebuilds(smoke_run, capsys):
-    before = read_json(smoke_run / "manifest.json")["stages"]
-    assert main(["demo", "--budget", "smoke", "--out", str(smoke_run), "--quiet"]) == 2
+def test_resume_skips_every_stage_and_report_rebuilds(smoke_copy, capsys):
+    manifest = read_json(smoke_copy / "manifest.json")
+    before, runs = manifest["stages"], len(manifest["runs"])
+    results = (smoke_copy / "results.json").read_bytes()
+    assert main(["demo", "--budget", "smoke", "--out", str(smoke_copy), "--quiet"]) == 2
     assert "--resume" in capsys.readouterr().err
-    assert main(["demo", "--budget", "smoke", "--out", str(smoke_run), "--quiet",
+    assert main(["demo", "--budget", "smoke", "--out", str(smoke_copy), "--quiet",
                  "--resume", "--device", "cpu"]) == 0
-    after = read_json(smoke_run / "manifest.json")
+    after = read_json(smoke_copy / "manifest.json")
     assert after["stages"] == before  # nothing re-ran: same fingerprints and timestamps
-    assert len(after["runs"]) == 2 and after["status"] == "complete"
-    (smoke_run / "report.html").unlink()
-    assert main(["report", str(smoke_run)]) == 0
-    assert (smoke_run / "report.html").exists()
-
-
-def test_report_renders_in_headless_chromium(smoke_run, tmp_path):
-    browser = pytest.importorskip("test_report_browser")
-    browser.check_report_in_browser(smoke_run / "report.html", tmp_path)
+    assert len(after["runs"]) == runs + 1 and after["status"] == "complete"
+    assert after["runs"][-1]["feature_extractions"] == 0
+    assert (smoke_copy / "results.json").read_bytes() == results
+    page = (smoke_copy / "report.html").read_bytes()
+    (smoke_copy / "report.html").unlink()
+    assert main(["report", str(smoke_copy)]) == 0
+    assert (smoke_copy / "report.html").read_bytes() == page
 
 
 def test_evaluate_copy_of_training_split_scores_near_perfect_fidelity(shared_data, tmp_path):

@@ -1,6 +1,6 @@
 """Kill `synthlens run` (SIGKILL, no chance to clean up) while a generator trains, then
 `--resume`: training continues from the last checkpoint and ends exactly where an
-uninterrupted run ends."""
+uninterrupted run ends. A late stage that fails costs none of the earlier ones."""
 
 from __future__ import annotations
 
@@ -10,12 +10,15 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import yaml
 
+import synthlens
 from synthlens.io import read_json
 
 CONFIG = {
@@ -174,3 +177,73 @@ def test_redo_retrains_one_generator_and_keeps_the_rest(config_file: Path, tmp_p
     # same config and seed: the retrained generator draws the same samples
     np.testing.assert_array_equal(np.load(out / "sets" / "dcgan" / "samples.npz")["images"],
                                   samples)
+
+
+DEMO_CONFIG = Path(synthlens.__file__).parent / "configs" / "demo.yaml"
+
+
+def _resume_demo(out: Path, *extra: str) -> int:
+    """``synthlens run demo.yaml --budget smoke --resume`` on a copy of the shared smoke run
+    (the same config as ``synthlens demo``, so every finished stage is found)."""
+    from synthlens.cli import main
+
+    return main(["run", str(DEMO_CONFIG), "--budget", "smoke", "--device", "cpu", "--out",
+                 str(out), "--quiet", "--resume", *extra])
+
+
+def _counting(calls: dict[str, int], name: str, real: Callable[..., Any]) -> Callable[..., Any]:
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        calls[name] += 1
+        return real(*args, **kwargs)
+    return counted
+
+
+def _except(stages: dict, name: str) -> dict:
+    return {k: v for k, v in stages.items() if k != name}
+
+
+def test_a_failed_assembly_costs_no_earlier_stage_and_resume_reruns_only_it(
+        smoke_copy: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture) -> None:
+    """Assembling results.json fails (injected): the run exits 1 with a last line naming the
+    stage and the file, the manifest records it, no earlier stage is touched; ``--resume``
+    after the fix runs the results stage alone (the analysis and the report it would
+    produce are already there and unchanged)."""
+    import synthlens.analysis
+    import synthlens.report
+    from synthlens.pipeline import Pipeline
+
+    before = read_json(smoke_copy / "manifest.json")["stages"]
+    results = (smoke_copy / "results.json").read_bytes()
+
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("injected assembly failure")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Pipeline, "assemble", broken)
+        assert _resume_demo(smoke_copy, "--redo", "results") == 1
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "RuntimeError: injected assembly failure" in err
+    assert err.strip().splitlines()[-1] == (
+        f"synthlens: error: stage results failed ({smoke_copy / 'results.json'}): "
+        "RuntimeError: injected assembly failure; the stages before it are kept: fix the "
+        "cause and continue the run with --resume")
+    manifest = read_json(smoke_copy / "manifest.json")
+    assert manifest["status"] == "failed" and manifest["runs"][-1]["status"] == "failed"
+    assert manifest["stages"]["results"]["status"] == "failed"
+    assert manifest["stages"]["results"]["error"] == "RuntimeError: injected assembly failure"
+    assert _except(manifest["stages"], "results") == _except(before, "results")
+    assert (smoke_copy / "results.json").read_bytes() == results  # atomic: never half-written
+
+    calls = {"analyse": 0, "build_report": 0}
+    for module, name in ((synthlens.analysis, "analyse"), (synthlens.report, "build_report")):
+        monkeypatch.setattr(module, name, _counting(calls, name, getattr(module, name)))
+    assert _resume_demo(smoke_copy) == 0
+    manifest = read_json(smoke_copy / "manifest.json")
+    assert manifest["status"] == "complete"
+    assert manifest["stages"]["results"]["status"] == "done"
+    assert "error" not in manifest["stages"]["results"]
+    assert manifest["stages"]["results"]["started"] >= before["results"]["finished"]
+    assert _except(manifest["stages"], "results") == _except(before, "results")
+    assert calls == {"analyse": 0, "build_report": 0}
+    assert (smoke_copy / "results.json").read_bytes() == results

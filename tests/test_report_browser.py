@@ -1,4 +1,5 @@
-"""Open report.html in headless Chromium (offline): every image loads, every section shows.
+"""Open the smoke run's report.html in headless Chromium (offline): every image loads,
+every section shows.
 
 Needs Debian's chromium (``apt-get install -y chromium``) and the Python package
 ``playwright`` (``pip install playwright``). The test never runs ``playwright install``: it
@@ -15,8 +16,7 @@ from typing import Any
 
 import pytest
 
-from synthlens.report import SECTIONS, build_report
-from test_report_fixture import make_run
+from synthlens.report import SECTIONS
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
@@ -80,8 +80,7 @@ def check_report_in_browser(page_path: Path, screenshot_dir: Path) -> dict[str, 
     return {"images": len(images), "first": first, "plane": plane}
 
 
-def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
-    run = make_run(tmp_path, 5)
-    page_path = build_report(run, progress=False)
+def test_report_renders_in_headless_chromium(smoke_run: Path, tmp_path: Path) -> None:
+    page_path = smoke_run / "report.html"
     out = check_report_in_browser(page_path, tmp_path)
     assert out["images"] == page_path.read_text(encoding="utf-8").count("<img ")

@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from synthlens.errors import InputError
+from synthlens.errors import InputError, StageError
 from synthlens.hashing import json_sha256
 from synthlens.io import atomic_path, read_json, read_npz, write_json, write_npz
 from synthlens.runfolder import RunFolder
@@ -106,13 +106,35 @@ def test_redo_reruns_a_finished_stage_from_an_empty_folder(tmp_path):
 def test_failed_stage_is_not_done_and_manifest_records_it(tmp_path):
     run = RunFolder(tmp_path / "run")
     key = json_sha256("x")
-    with pytest.raises(ZeroDivisionError), run.stage("utility/a", key):
+    with pytest.raises(StageError, match=r"stage utility/a failed \(.*utility/a\): "
+                                         r"ZeroDivisionError: division by zero; .*--resume"
+                       ) as caught, run.stage("utility/a", key):
         1 / 0  # noqa: B018
+    assert isinstance(caught.value.__cause__, ZeroDivisionError)
+    assert caught.value.stage == "utility/a"
     run.finish("failed")
     manifest = read_json(tmp_path / "run" / "manifest.json")
     assert manifest["status"] == "failed"
-    assert manifest["stages"]["utility/a"]["status"] == "failed"
+    entry = manifest["stages"]["utility/a"]
+    assert entry["status"] == "failed" and entry["error"] == "ZeroDivisionError: division by zero"
+    assert entry["output"] == "utility/a"
     assert not RunFolder(tmp_path / "run", mode="resume").is_done("utility/a", key)
+
+
+def test_a_top_level_stage_names_its_file_and_bad_input_passes_unchanged(tmp_path):
+    run = RunFolder(tmp_path / "run")
+    out = run.path("results.json")
+    with run.stage("results", json_sha256("r"), output=out, folder=False):
+        out.write_text("{}")
+    assert not (tmp_path / "run" / "results").exists()  # no stage folder for a top-level file
+    assert run.manifest["stages"]["results"]["output"] == "results.json"
+    with pytest.raises(StageError, match=r"stage results failed \(.*results\.json\)"), \
+            run.failure("results", out):
+        raise KeyError("x")
+    assert run.manifest["stages"]["results"]["status"] == "failed"
+    with pytest.raises(InputError), run.stage("analysis", json_sha256("a"), folder=False):
+        raise InputError("somewhere", "bad")  # exit code 2, not a failed stage's 1
+    assert run.manifest["stages"]["analysis"]["status"] == "failed"
 
 
 def test_manifest_records_versions_seeds_and_hashes(tmp_path):

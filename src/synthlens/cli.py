@@ -1,7 +1,8 @@
 """Command line: argument parsing only; every command calls :mod:`synthlens.pipeline`.
 
 Exit codes: 0 success, 2 bad input (one line on stderr naming the file and the problem),
-1 anything else (a bug: the traceback is shown), 130 interrupted.
+1 anything else (a bug: the traceback is shown; when a stage of a run failed, a last line
+names the stage and the file it was writing), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -11,12 +12,13 @@ import logging
 import os
 import sys
 import time
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
 from synthlens import __version__
 from synthlens.config import STAGES
-from synthlens.errors import InputError
+from synthlens.errors import InputError, StageError
 
 DESCRIPTION = """\
 synthlens scores synthetic medical images on fidelity, variety, privacy and utility,
@@ -134,7 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = commands.add_parser(
         "report", help="rebuild report.html, results.csv and figures of a run",
-        description="Rebuild a run's report from its folder, without recomputing anything.")
+        description="Re-render a finished run's report (report.html, results.csv, "
+                    "report/figures) from its folder: the scores and the analysis stored "
+                    "in results.json, nothing recomputed.")
     report.add_argument("run_dir", metavar="RUN_DIR")
     return parser
 
@@ -181,6 +185,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = " ".join(str(error).split())  # one line, whatever the message held
         print(f"synthlens: error: {message}", file=sys.stderr)
         return 2
+    except StageError as error:
+        if error.__cause__ is not None:
+            traceback.print_exception(error.__cause__)
+        print(f"synthlens: error: {' '.join(str(error).split())}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("synthlens: interrupted; continue with --resume", file=sys.stderr)
         return 130

@@ -1,6 +1,8 @@
 """The stages wired together: data -> generators -> features -> metrics -> utility ->
-analysis -> report, each writing into the run folder and skipped on resume when its
-inputs and config did not change.
+results -> analysis -> report, each writing into the run folder and skipped on resume when
+its inputs and config did not change. A stage hands its outputs to the next ones as return
+values (:class:`Splits`, the sets, :class:`FeatureSpaces`, scores); nothing is left on the
+pipeline for a later stage to pick up.
 
 All user input (data files, synthetic sets, config) is read and validated *before* the
 run folder is created, so bad input exits with a clear message and leaves nothing behind.
@@ -8,12 +10,13 @@ run folder is created, so bad input exits with a clear message and leaves nothin
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -36,6 +39,9 @@ from synthlens.io import read_json, write_json
 from synthlens.metrics.base import MetricResult
 from synthlens.runfolder import Mode, RunFolder
 
+if TYPE_CHECKING:
+    from synthlens.features import FeatureCache
+
 log = logging.getLogger("synthlens")
 
 SCHEMA_VERSION = "1.0"
@@ -53,12 +59,32 @@ class SetEntry:
     files: dict[str, str] | None = None
 
 
-@dataclass
-class Scores:
-    """What the metrics stage returns: every set's results and the real-vs-real floors."""
+@dataclass(frozen=True)
+class Splits:
+    """What the data stage hands on: the training split without the holdout (what every
+    generator, feature encoder and utility classifier trains on) and the holdout, which no
+    generator sees (the ``real-holdout`` set and the privacy metrics' non-members)."""
 
-    results: dict[str, dict[str, MetricResult]]
-    floors: dict[str, MetricResult]
+    fit_train: ImageSet
+    holdout: ImageSet
+
+
+@dataclass
+class FeatureSpaces:
+    """What the features stage hands on: the ready extractors by name and the feature cache
+    (:meth:`features` extracts a set once and reads it from the cache afterwards)."""
+
+    extractors: dict[str, Any]
+    cache: FeatureCache
+    device: str
+    progress: bool = True
+
+    def features(self, extractor_name: str, images: ImageSet) -> np.ndarray:
+        return self.cache.get(self.extractors[extractor_name], images, device=self.device,
+                              progress=self.progress)
+
+
+Scores = dict[str, dict[str, MetricResult]]  # set name -> metric name -> result
 
 
 @dataclass
@@ -131,62 +157,67 @@ class Pipeline:
         self.seed = int(self.config["seed"])
         self.device = resolve_device(self.config["device"])
         self.budget = self.config["budget_settings"]
-        self.sets: dict[str, SetEntry] = {}
 
     # ----------------------------------------------------------------- stage: data
-    def prepare_data(self) -> None:
+    def prepare_data(self) -> Splits:
         real = self.inputs.real
         index = holdout_indices(real.train, self.config["holdout_fraction"], self.seed)
         mask = np.zeros(len(real.train), dtype=bool)
         mask[index] = True
-        self.fit_train = real.train.subset(np.flatnonzero(~mask), split="train")
-        self.holdout = real.train.subset(index, split="holdout")
+        splits = Splits(fit_train=real.train.subset(np.flatnonzero(~mask), split="train"),
+                        holdout=real.train.subset(index, split="holdout"))
         key = json_sha256({"data": real.hashes(), "holdout": self.config["holdout_fraction"],
                            "seed": self.seed})
         if self.run.is_done("data", key):
-            return
+            return splits
         with self.run.stage("data", key) as folder:
             summary = real.describe()
             summary["holdout"] = {"fraction": self.config["holdout_fraction"],
-                                  "n": len(self.holdout), "seed": self.seed,
-                                  "counts": self.holdout.class_counts().tolist()}
-            summary["fit_train_counts"] = self.fit_train.class_counts().tolist()
+                                  "n": len(splits.holdout), "seed": self.seed,
+                                  "counts": splits.holdout.class_counts().tolist()}
+            summary["fit_train_counts"] = splits.fit_train.class_counts().tolist()
             write_json(folder / "summary.json", summary)
             np.save(folder / "holdout_indices.npy", index)  # small; rewritten whole
-            save_imageset(folder / "train.npz", self.fit_train)
-            save_imageset(folder / "holdout.npz", self.holdout)
+            save_imageset(folder / "train.npz", splits.fit_train)
+            save_imageset(folder / "holdout.npz", splits.holdout)
+        return splits
 
     # ----------------------------------------------------------------- stage: generators
-    def generate(self) -> None:
-        """Train every configured generator and collect every set to score.
+    def generate(self, splits: Splits) -> dict[str, SetEntry]:
+        """Train every configured generator; return every set to score, by name.
 
         Each set's images end up in ``sets/<name>/samples.npz`` (the report's grids read
         them); a generator's model, checkpoints and training curves stay in
         ``generators/<name>/``.
         """
         counts = sample_counts(self.inputs.real.train, self.budget.get("sample_fraction", 1.0))
+        entries: list[SetEntry] = []
         for spec in self.config["generators"]:
-            self._train_generator(spec, counts)
+            entries += self._train_generator(spec, counts, splits.fit_train)
         for ref in self.config["references"]:
             if ref == "real-holdout":
-                entry = SetEntry(ref, "reference", self.holdout, "real-holdout")
+                entry = SetEntry(ref, "reference", splits.holdout, "real-holdout")
             else:
-                images = noise_reference(self.fit_train, counts, seed=self.seed, name=ref)
+                images = noise_reference(splits.fit_train, counts, seed=self.seed, name=ref)
                 entry = SetEntry(ref, "reference", images, "noise")
-            self._add_set(entry)
+            entries.append(self._filed(entry))
         for name, images in self.inputs.user_sets.items():
-            self._add_set(SetEntry(name, "user", images))
+            entries.append(self._filed(SetEntry(name, "user", images)))
+        return {entry.name: entry for entry in entries}
 
-    def _add_set(self, entry: SetEntry, curves: str | None = None) -> None:
+    def _filed(self, entry: SetEntry, curves: str | None = None) -> SetEntry:
+        """``entry`` with its files named (and its samples written, unless a generator
+        stage wrote them)."""
         path = self.run.path("sets", entry.name, "samples.npz")
         if entry.kind != "generated":  # generated sets were written by their stage
             save_imageset(path, entry.images)
         entry.files = {"samples": f"sets/{entry.name}/samples.npz"}
         if curves:
             entry.files["curves"] = curves
-        self.sets[entry.name] = entry
+        return entry
 
-    def _train_generator(self, spec: Mapping[str, Any], counts: np.ndarray) -> None:
+    def _train_generator(self, spec: Mapping[str, Any], counts: np.ndarray,
+                         fit_train: ImageSet) -> list[SetEntry]:
         family, name = spec["family"], spec["name"]
         settings = self.budget.get("generators", {}).get(family)
         if settings is None:
@@ -196,12 +227,12 @@ class Pipeline:
         variants = sweep_variants(spec)
         stage = f"generators/{name}"
         key = json_sha256({"spec": spec, "budget": budget.to_dict(), "seed": self.seed,
-                           "train": self.fit_train.sha256(), "counts": counts.tolist()})
+                           "train": fit_train.sha256(), "counts": counts.tolist()})
         if not self.run.is_done(stage, key):
             self.on_stage(f"training generator {name} ({family})")
             with self.run.stage(stage, key) as folder:
                 generator = get_generator(family, **spec.get("params", {}))
-                generator.fit(self.fit_train, budget, device=self.device, seed=self.seed,
+                generator.fit(fit_train, budget, device=self.device, seed=self.seed,
                               workdir=folder, progress=self.progress)
                 if generator.resumed_from is not None:
                     part, step = generator.resumed_from
@@ -215,19 +246,19 @@ class Pipeline:
                                               **options)
                     save_imageset(self.run.path("sets", set_name, "samples.npz"), images)
                 (folder / "checkpoint.pt").unlink(missing_ok=True)  # model.pt supersedes it
-        for set_name, options in variants:
-            images = load_imageset(self.run.path("sets", set_name, "samples.npz"),
-                                   split=set_name)
-            self._add_set(SetEntry(set_name, "generated", images, family, options),
-                          curves=f"{stage}/curves.json")
+        return [self._filed(SetEntry(set_name, "generated",
+                                     load_imageset(self.run.path("sets", set_name,
+                                                                 "samples.npz"), split=set_name),
+                                     family, options), curves=f"{stage}/curves.json")
+                for set_name, options in variants]
 
     # ----------------------------------------------------------------- stage: features
-    def extract_features(self) -> None:
+    def extract_features(self, splits: Splits) -> FeatureSpaces:
         from synthlens.features import FeatureCache, get_extractor
 
         cache_dir = self.config["features"].get("cache_dir")
-        self.cache = FeatureCache(cache_dir or self.run.path("features", "cache"))
-        self.extractors = {}
+        spaces = FeatureSpaces({}, FeatureCache(cache_dir or self.run.path("features", "cache")),
+                               self.device, self.progress)
         for name in self.config["features"]["extractors"]:
             options = extractor_options(self.config, name)
             extractor = get_extractor(name, **options)
@@ -235,20 +266,18 @@ class Pipeline:
                 stage = f"features/{name}"
                 state = self.run.path(stage, "extractor.pt")
                 key = json_sha256({"extractor": name, "options": options, "seed": self.seed,
-                                   "train": self.fit_train.sha256()})
+                                   "train": splits.fit_train.sha256()})
                 if self.run.is_done(stage, key) and state.exists():
                     extractor.load(state)
                 else:
                     self.on_stage(f"fitting feature extractor {name}")
                     with self.run.stage(stage, key):
-                        extractor.fit(self.fit_train, val=self.inputs.real.val, seed=self.seed,
-                                      device=self.device, progress=self.progress)
+                        extractor.fit(splits.fit_train, val=self.inputs.real.val,
+                                      seed=self.seed, device=self.device,
+                                      progress=self.progress)
                         extractor.save(state)
-            self.extractors[name] = extractor
-
-    def features(self, extractor_name: str, images: ImageSet) -> np.ndarray:
-        return self.cache.get(self.extractors[extractor_name], images, device=self.device,
-                              progress=self.progress)
+            spaces.extractors[name] = extractor
+        return spaces
 
     # ----------------------------------------------------------------- stage: metrics
     def _metric_names(self, distance: str) -> tuple[list[str], list[str]]:
@@ -266,9 +295,11 @@ class Pipeline:
         return ([n for n in names if n in FEATURE_METRICS],
                 [n for n in names if n in IMAGE_METRICS])
 
-    def score(self) -> Scores:
-        """Score every set in every feature space (each set and space a resumable stage);
-        what is scored how is :class:`~synthlens.metrics.SpaceScorer`'s policy."""
+    def score(self, splits: Splits, sets: Mapping[str, SetEntry], spaces: FeatureSpaces
+              ) -> tuple[Scores, dict[str, MetricResult]]:
+        """Every set's metrics in every feature space (each set and space a resumable stage),
+        and the real-vs-real floors; what is scored how is
+        :class:`~synthlens.metrics.SpaceScorer`'s policy."""
         from synthlens.metrics import (
             RealReference,
             SpaceScorer,
@@ -279,26 +310,27 @@ class Pipeline:
 
         k = int(self.config["metrics"]["k"])
         primary = self.config["features"]["primary"]
-        results: dict[str, dict[str, MetricResult]] = {name: {} for name in self.sets}
+        fit_train, holdout = splits.fit_train, splits.holdout
+        results: Scores = {name: {} for name in sets}
         floors: dict[str, MetricResult] = {}
-        class_names = self.fit_train.class_names
-        for extractor_name, extractor in self.extractors.items():
+        class_names = fit_train.class_names
+        for extractor_name, extractor in spaces.extractors.items():
             space = extractor.describe()
             feature_names, image_names = self._metric_names(extractor.distance)
             reference = RealReference(k, extractor.distance, feature_space=space,
                                       device=self.device).fit(
-                self.features(extractor_name, self.fit_train), self.fit_train.labels,
-                holdout=self.features(extractor_name, self.holdout),
-                holdout_labels=self.holdout.labels, class_names=class_names)
+                spaces.features(extractor_name, fit_train), fit_train.labels,
+                holdout=spaces.features(extractor_name, holdout),
+                holdout_labels=holdout.labels, class_names=class_names)
             scorer = SpaceScorer(reference, space=extractor_name,
                                  primary=extractor_name == primary,
                                  feature_metrics=feature_names, image_metrics=image_names,
-                                 judge=label_judge(self.extractors.values()),
+                                 judge=label_judge(spaces.extractors.values()),
                                  class_names=class_names, seed=self.seed,
                                  **self.budget.get("metrics", {}))
             base = {"names": feature_names, "k": k, "space": space, "seed": self.seed,
                     "effort": scorer.effort,
-                    "train": self.fit_train.sha256(), "holdout": self.holdout.sha256()}
+                    "train": fit_train.sha256(), "holdout": holdout.sha256()}
             stage = f"metrics/{extractor_name}/real-vs-real"
             path = self.run.path(stage, "metrics.json")
             if not self.run.is_done(stage, json_sha256(base)):
@@ -306,7 +338,7 @@ class Pipeline:
                     write_json(path, {n: r.to_json() for n, r in scorer.floor().items()})
             floors.update(scorer.named(read_json(path)))
 
-            for set_name, entry in self.sets.items():
+            for set_name, entry in sets.items():
                 images = entry.images
                 stage = f"metrics/{extractor_name}/{set_name}"
                 key = json_sha256({**base, "set": images.sha256(),
@@ -314,7 +346,7 @@ class Pipeline:
                 path = self.run.path(stage, "metrics.json")
                 if not self.run.is_done(stage, key):
                     with self.run.stage(stage, key):
-                        scored = scorer.score(self.features(extractor_name, images),
+                        scored = scorer.score(spaces.features(extractor_name, images),
                                               images.labels, images.images,
                                               is_holdout=entry.generator == "real-holdout")
                         if scored.audit is not None:
@@ -324,10 +356,10 @@ class Pipeline:
                 results[set_name].update(scorer.named(read_json(path)))
         for set_name, extra in run_metrics(results).items():
             results[set_name].update(extra)
-        return Scores(results, floors)
+        return results, floors
 
     # ----------------------------------------------------------------- stage: utility
-    def utility(self) -> dict[str, dict[str, MetricResult]]:
+    def utility(self, splits: Splits, sets: Mapping[str, SetEntry]) -> Scores:
         from synthlens.utility import BASELINE_NAME, UtilityConfig, UtilityEvaluator
 
         real = self.inputs.real
@@ -335,15 +367,16 @@ class Pipeline:
         if self.config["utility"]["protocols"] is not None:
             settings["protocols"] = list(self.config["utility"]["protocols"])
         # Utility classifiers train on what the generators saw: train minus the holdout.
-        fit_real = RealData(real.name, self.fit_train, real.val, real.test, source=real.source)
+        fit_real = RealData(real.name, splits.fit_train, real.val, real.test,
+                            source=real.source)
         evaluator = UtilityEvaluator(fit_real, config=UtilityConfig.from_dict(settings),
                                      cross_task_data=self.inputs.cross_task,
                                      device=self.device, seed=self.seed,
                                      progress=self.progress,
                                      cache_dir=self.run.path("utility", "arms"))
         base = evaluator.fingerprint()
-        jobs = [(BASELINE_NAME, None), *((n, e.images) for n, e in self.sets.items())]
-        results: dict[str, dict[str, MetricResult]] = {}
+        jobs = [(BASELINE_NAME, None), *((n, e.images) for n, e in sets.items())]
+        results: Scores = {}
         for set_name, images in jobs:
             stage = f"utility/{set_name}"
             key = json_sha256({**base, "set": None if images is None else images.sha256()})
@@ -358,14 +391,14 @@ class Pipeline:
                                  for n, v in read_json(path).items()}
         return results
 
-    # ----------------------------------------------------------------- results + report
-    def assemble(self, metrics: Mapping[str, Mapping[str, MetricResult]],
-                 utility: Mapping[str, Mapping[str, MetricResult]],
-                 floors: Mapping[str, MetricResult]) -> dict[str, Any]:
-        sets: dict[str, Any] = {}
-        for name, entry in self.sets.items():
+    # ----------------------------------------------------------------- stage: results
+    def assemble(self, splits: Splits, sets: Mapping[str, SetEntry], metrics: Scores,
+                 floors: Mapping[str, MetricResult], utility: Scores) -> dict[str, Any]:
+        """``results.json`` without its analysis: every set's scores and the floors."""
+        out: dict[str, Any] = {}
+        for name, entry in sets.items():
             merged = {**metrics.get(name, {}), **utility.get(name, {})}
-            sets[name] = {
+            out[name] = {
                 "kind": entry.kind,
                 "generator": entry.generator,
                 "sample_options": dict(entry.sample_options or {}),
@@ -375,11 +408,11 @@ class Pipeline:
                 "files": dict(entry.files or {}),
                 "metrics": {m: r.to_json() for m, r in sorted(merged.items())},
             }
-        sets["real-only"] = {
+        out["real-only"] = {
             "kind": "baseline", "generator": None, "sample_options": {},
-            "n_images": len(self.fit_train),
-            "class_counts": self.fit_train.class_counts().tolist(),
-            "sha256": self.fit_train.sha256(),
+            "n_images": len(splits.fit_train),
+            "class_counts": splits.fit_train.class_counts().tolist(),
+            "sha256": splits.fit_train.sha256(),
             "metrics": {m: r.to_json() for m, r in sorted(utility.get("real-only", {}).items())},
         }
         return {
@@ -387,34 +420,101 @@ class Pipeline:
             "synthlens_version": synthlens.__version__,
             "dataset": self.inputs.real.describe(),
             "config": {k: self.config[k] for k in ("name", "budget", "seed", "device")},
-            "sets": sets,
+            "sets": out,
             "floors": {m: r.to_json() for m, r in sorted(floors.items())},
         }
 
+    def write_results(self, splits: Splits, sets: Mapping[str, SetEntry], metrics: Scores,
+                      floors: Mapping[str, MetricResult], utility: Scores) -> dict[str, Any]:
+        """Stage ``results``: assemble and write ``results.json`` (without the analysis).
+
+        Returns the results as written, i.e. as every reader of the file sees them. The file
+        is rewritten only when its contents change, so a finished analysis stays valid.
+        """
+        path = self.run.path(RESULTS)
+        with self.run.failure("results", path):
+            results = _as_written(self.assemble(splits, sets, metrics, floors, utility))
+            key = json_sha256(results)
+        if self.run.is_done("results", key) and path.exists():
+            return results
+        with self.run.stage("results", key, output=path, folder=False):
+            if not path.exists() or _without_analysis(read_json(path)) != results:
+                write_json(path, results)
+        return results
+
+    # ----------------------------------------------------------------- stage: analysis
+    def write_analysis(self, results: dict[str, Any]) -> dict[str, Any]:
+        """Stage ``analysis``: the correlation analysis of ``results``, computed once per run
+        and stored as the ``analysis`` section of ``results.json``; returns the whole file."""
+        from synthlens.analysis import analyse
+
+        path = self.run.path(RESULTS)
+        key = json_sha256({"results": results, "seed": self.seed})
+        with self.run.failure("analysis", path):
+            stored = read_json(path)
+        if self.run.is_done("analysis", key) and "analysis" in stored:
+            return stored
+        with self.run.stage("analysis", key, output=path, folder=False):
+            stored = {**results, "analysis": analyse(results, seed=self.seed)}
+            write_json(path, stored)
+        return stored
+
+    # ----------------------------------------------------------------- stage: report
+    def write_report(self, results: dict[str, Any]) -> Path:
+        """Stage ``report``: ``report.html``, ``results.csv`` and ``report/`` rendered from
+        the run folder (:func:`synthlens.report.build_report`; it recomputes nothing)."""
+        from synthlens.report import build_report
+
+        page = self.run.path("report.html")
+        key = json_sha256({"results": results,
+                           "config": self.run.path("config.yaml").read_text(encoding="utf-8")})
+        if self.run.is_done("report", key) and page.exists():
+            return page
+        self.on_stage("writing the report")
+        with self.run.stage("report", key, output=page):
+            build_report(self.run.root, progress=self.progress)
+        return page
+
+    # ----------------------------------------------------------------- all stages
     def execute(self, stop_after: str | None = None) -> dict[str, Any] | None:
         """Run the stages in order; ``stop_after`` ends the run early after that stage
         (``data``, ``generate``, ``features`` or ``score``) so that, e.g., generators can
-        be trained now and scored later with ``--resume``. Returns None when stopped."""
+        be trained now and scored later with ``--resume``. Returns None when stopped, else
+        the contents of ``results.json``."""
         _check_stage(stop_after)
-        for name, stage in (("data", self.prepare_data), ("generate", self.generate),
-                            ("features", self.extract_features)):
-            stage()
-            if stop_after == name:
-                return None
-        scores = self.score()
+        splits = self.prepare_data()
+        if stop_after == "data":
+            return None
+        sets = self.generate(splits)
+        if stop_after == "generate":
+            return None
+        spaces = self.extract_features(splits)
+        if stop_after == "features":
+            return None
+        try:
+            metrics, floors = self.score(splits, sets, spaces)
+        finally:  # how much feature extraction this invocation did (0: all cached)
+            self.run.record_run(feature_extractions=spaces.cache.extractions)
         if stop_after == "score":
             return None
-        utility = self.utility() if self.config["utility"]["protocols"] != [] else {}
-        results = self.assemble(scores.results, utility, scores.floors)
-        from synthlens.analysis import analyse
-
-        results["analysis"] = analyse(results, seed=self.seed)
-        write_json(self.run.path("results.json"), results)
-        from synthlens.report import build_report
-
-        self.on_stage("writing the report")
-        build_report(self.run.root, progress=self.progress)
+        utility = self.utility(splits, sets) if self.config["utility"]["protocols"] != [] else {}
+        results = self.write_results(splits, sets, metrics, floors, utility)
+        results = self.write_analysis(results)
+        self.write_report(results)
         return results
+
+
+RESULTS = "results.json"
+
+
+def _as_written(results: dict[str, Any]) -> dict[str, Any]:
+    """``results`` as a reader of ``results.json`` gets them: plain JSON types, keys sorted
+    (the analysis depends on the order of the sets, so it is computed on this form)."""
+    return json.loads(json.dumps(results, sort_keys=True, allow_nan=False))
+
+
+def _without_analysis(results: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in results.items() if k != "analysis"}
 
 
 def _check_stage(stop_after: str | None) -> None:
@@ -440,9 +540,6 @@ def run(config: Mapping[str, Any], out: str | os.PathLike[str], *, mode: Mode = 
         folder.record_seeds(seed=inputs.config["seed"])
         pipeline = Pipeline(inputs, folder, progress=progress, on_stage=on_stage)
         results = pipeline.execute(stop_after)
-        # How much feature extraction this invocation did (0 when everything was cached).
-        cache = getattr(pipeline, "cache", None)
-        folder.manifest["runs"][-1]["feature_extractions"] = cache.extractions if cache else 0
     except KeyboardInterrupt:
         folder.finish("interrupted")
         raise
@@ -486,10 +583,11 @@ def evaluate(real: str, synthetic: Mapping[str, str], out: str | os.PathLike[str
 
 
 def rebuild_report(run_dir: str | os.PathLike[str]) -> Path:
-    """Rebuild report.html, results.csv and the figures from a finished run folder."""
+    """Re-render report.html, results.csv and the figures of a finished run from its
+    folder: the stored results and analysis, nothing recomputed; returns the page."""
     from synthlens.report import build_report
 
     run_dir = Path(run_dir)
-    if not (run_dir / "results.json").exists():
+    if not (run_dir / RESULTS).exists():
         raise InputError(run_dir, "holds no results.json; is it a finished synthlens run?")
     return build_report(run_dir)

@@ -8,10 +8,16 @@ Layout::
       data/ generators/ features/ metrics/ utility/ report/   one sub-folder per stage
       results.json results.csv report.html                   the outputs
 
+The last three stages are ``results`` (assembles ``results.json``), ``analysis`` (adds its
+``analysis`` section) and ``report`` (``report.html``, ``results.csv``, ``report/``).
+
 Every file is written atomically (:mod:`synthlens.io`). A stage is recorded as finished in
 the manifest, with a fingerprint of its config and inputs, only after all of its outputs
 are written; ``--resume`` skips a stage whose fingerprint is unchanged and reruns it
-otherwise. An existing run folder is never overwritten without ``resume`` or ``force``.
+otherwise. A stage that fails is recorded as failed, with the error, and raises a
+:class:`~synthlens.errors.StageError` naming it and the file it was writing; the stages
+finished before it are kept. An existing run folder is never overwritten without
+``resume`` or ``force``.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ import torch
 import yaml
 
 import synthlens
-from synthlens.errors import InputError
+from synthlens.errors import InputError, StageError
 from synthlens.io import read_json, write_json, write_text
 
 Mode = Literal["new", "resume", "force"]
@@ -128,6 +134,11 @@ class RunFolder:
         self.manifest["seeds"].update(seeds)
         self._save()
 
+    def record_run(self, **facts: Any) -> None:
+        """Facts about this invocation (``runs[-1]`` of the manifest)."""
+        self.manifest["runs"][-1].update(facts)
+        self._save()
+
     def is_done(self, stage: str, key: str) -> bool:
         """True when ``stage`` finished with the same fingerprint, we are resuming and it is
         not to be redone."""
@@ -136,27 +147,50 @@ class RunFolder:
                 and entry.get("fingerprint") == key and entry.get("status") == "done")
 
     @contextmanager
-    def stage(self, stage: str, key: str) -> Iterator[Path]:
-        """Run a stage: yields its folder; marks it done (with ``key``) only on success.
+    def failure(self, stage: str, output: str | os.PathLike[str]) -> Iterator[None]:
+        """Name ``stage`` and ``output`` (what it writes) in any failure inside: the error is
+        recorded in the manifest (status ``failed``) and raised again as a
+        :class:`StageError`. Bad input (:class:`InputError`) and interrupts pass unchanged."""
+        try:
+            yield
+        except (InputError, StageError):
+            raise
+        except Exception as exc:
+            entry = self.manifest["stages"].setdefault(stage, {})
+            entry.update(status="failed", error=f"{type(exc).__name__}: {exc}")
+            self._save()
+            raise StageError(stage, output, exc) from exc
+
+    @contextmanager
+    def stage(self, stage: str, key: str, *, output: str | os.PathLike[str] | None = None,
+              folder: bool = True) -> Iterator[Path]:
+        """Run a stage: yields its folder (``RUN/<stage>``); marks it done (with ``key``)
+        only on success, and failed on an error (see :meth:`failure`; ``output`` names what
+        it writes, by default its folder).
 
         A stage that starts with a different fingerprint than a previous attempt, or that
         is to be redone, starts from an empty folder, so stale files cannot leak into it;
         with the same fingerprint its partial outputs (e.g. checkpoints) are kept for
-        resuming.
+        resuming. ``folder=False`` is for a stage that writes files of the run's top level
+        (``results.json``): no folder is made or emptied.
         """
         entry = self.manifest["stages"].get(stage)
-        folder = self.root / stage
-        if folder.exists() and (stage in self.redo
-                                or (entry is not None and entry.get("fingerprint") != key)):
-            shutil.rmtree(folder)
+        path = self.root / stage
+        if folder and path.exists() and (
+                stage in self.redo or (entry is not None and entry.get("fingerprint") != key)):
+            shutil.rmtree(path)
         self.redo.discard(stage)  # once per invocation
-        folder.mkdir(parents=True, exist_ok=True)
+        if folder:
+            path.mkdir(parents=True, exist_ok=True)
+        output = Path(output) if output is not None else path
         started = time.perf_counter()
         self.manifest["stages"][stage] = {"fingerprint": key, "status": "running",
-                                          "started": _now()}
+                                          "started": _now(),
+                                          "output": output.relative_to(self.root).as_posix()}
         self._save()
         try:
-            yield folder
+            with self.failure(stage, output):
+                yield path
         except BaseException:
             self.manifest["stages"][stage]["status"] = "failed"
             self._save()

@@ -16,6 +16,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from synthlens.audit import read_audit_csv, write_audit_csv
     from synthlens.metrics.base import MetricResult
     from synthlens.metrics.catalogue import (
         FEATURE_METRICS,
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     )
     from synthlens.metrics.evaluate import evaluate_features, evaluate_images, real_floor
     from synthlens.metrics.knn import Ball, NeighbourEngine, Neighbours
-    from synthlens.metrics.privacy import audit_table, read_audit_csv, write_audit_csv
+    from synthlens.metrics.privacy import audit_table
     from synthlens.metrics.reference import RealReference, SetNeighbourhoods
     from synthlens.metrics.scoring import (
         SetScores,

@@ -14,14 +14,11 @@ images is far from 0.
 
 from __future__ import annotations
 
-import csv
-import os
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from synthlens.io import atomic_path
+from synthlens.audit import CATEGORY, empty_table
 from synthlens.metrics.base import MetricResult
 from synthlens.metrics.context import Classifier, EvaluationContext, SetMetric
 from synthlens.metrics.reference import RealReference, SetNeighbourhoods
@@ -209,36 +206,23 @@ class MIAAUC(SetMetric):
 # Per-image audit table
 # ---------------------------------------------------------------------------------------------
 
-AUDIT_FIELDS = (
-    ("synthetic_index", np.int64),
-    ("label", np.int64),
-    ("nearest_train_index", np.int64),
-    ("nearest_train_label", np.int64),
-    ("distance", np.float64),
-    ("nearest_train_nn_distance", np.float64),
-    ("holdout_dcr_quantile", np.float64),
-    ("set", "U8"),
-    ("realism", np.float64),
-    ("predicted_class", np.int64),
-)
-
-
 def audit_table(reference: RealReference, neighbourhoods: SetNeighbourhoods,
                 labels: np.ndarray | None = None, predicted: np.ndarray | None = None,
                 images: np.ndarray | None = None, classifier: Classifier | None = None
                 ) -> np.ndarray:
-    """One row per synthetic image: its closest training image, the distance, its set.
+    """One row per synthetic image: its closest training image, the distance, its category.
 
     Columns: ``synthetic_index``, ``label`` (−1 without labels), ``nearest_train_index`` and
     its ``nearest_train_label``, ``distance`` to it, that training image's own
     nearest-neighbour distance, ``holdout_dcr_quantile`` (share of held-out real images that
     are closer to the training set; NaN without holdout: small = unusually close),
-    ``set`` ("copy" / "real" / "non-real"), ``realism`` score, ``predicted_class`` (−1 when no
-    classifier or predictions are given). Sort by ``distance`` for the closest pairs.
+    ``category`` ("copy" / "real" / "non-real"), ``realism`` score, ``predicted_class`` (−1
+    when no classifier or predictions are given): :data:`synthlens.audit.COLUMNS`. Sort by
+    ``distance`` for the closest pairs.
     """
     nb = neighbourhoods
     n = nb.n
-    table = np.zeros(n, dtype=list(AUDIT_FIELDS))
+    table = empty_table(n)
     nearest = nb.to_real.indices[:, 0]
     dist = nb.to_real.distances[:, 0]
     table["synthetic_index"] = np.arange(n)
@@ -252,35 +236,9 @@ def audit_table(reference: RealReference, neighbourhoods: SetNeighbourhoods,
         table["holdout_dcr_quantile"] = np.searchsorted(hold, dist, side="left") / hold.size
     else:
         table["holdout_dcr_quantile"] = np.nan
-    table["set"] = np.where(nb.copy, "copy", np.where(nb.real, "real", "non-real"))
+    table[CATEGORY] = np.where(nb.copy, "copy", np.where(nb.real, "real", "non-real"))
     table["realism"] = np.nan if nb.realism is None else nb.realism
     if predicted is None and classifier is not None and images is not None:
         predicted = np.asarray(classifier(images)).reshape(-1)
     table["predicted_class"] = -1 if predicted is None else predicted
     return table
-
-
-def write_audit_csv(path: str | os.PathLike[str], table: np.ndarray,
-                    class_names: Sequence[str] | None = None) -> None:
-    """Write an audit table as CSV (atomically); labels become names when given."""
-    names = table.dtype.names
-    assert names is not None
-    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(names)
-        for row in table:
-            out = []
-            for field_name in names:
-                value = row[field_name]
-                if class_names is not None and field_name in (
-                        "label", "nearest_train_label", "predicted_class") and value >= 0:
-                    value = class_names[int(value)]
-                elif isinstance(value, float | np.floating):
-                    value = "" if not np.isfinite(value) and np.isnan(value) else repr(float(value))
-                out.append(value)
-            writer.writerow(out)
-
-
-def read_audit_csv(path: str | os.PathLike[str]) -> list[dict[str, str]]:
-    with open(path, newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))

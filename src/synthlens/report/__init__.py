@@ -1,6 +1,6 @@
 """synthlens.report: the self-contained HTML report, results.csv and figures of a run.
 
-:func:`build_report` rebuilds everything from the run folder without recomputing metrics;
+:func:`build_report` re-renders everything from the run folder, recomputing nothing;
 :func:`compare_runs` puts two runs side by side.
 """
 

@@ -1,14 +1,16 @@
 """Build ``report.html``, ``results.csv`` and the figures of a run from its folder alone.
 
-:func:`build_report` recomputes nothing expensive: it reads ``results.json`` and the saved
-samples, audits and curves, runs the (fast, seeded) correlation analysis and writes
+:func:`build_report` recomputes nothing: it renders ``results.json`` (the scores, and the
+analysis the run's ``analysis`` stage stored there) and the saved samples, audits and
+curves, and writes
 
 * ``RUN/report.html``: one self-contained page (inline CSS, images as base64 PNG data URIs,
   no scripts, no external assets), also copied to ``RUN/report/report.html``;
 * ``RUN/results.csv``: one row per set and metric (floors included as set
   ``real-vs-real floor``);
-* ``RUN/report/figures/*.png``: every figure of the page;
-* ``RUN/report/analysis.json``: the analysis section the page was built from.
+* ``RUN/report/figures/*.png``: every figure of the page.
+
+The page depends on the run folder only (no clock), so rebuilding it gives the same bytes.
 """
 
 from __future__ import annotations
@@ -37,9 +39,11 @@ from synthlens.analysis.categories import (
     metric_label,
     short_utility_label,
 )
-from synthlens.analysis.correlations import analyse
 from synthlens.analysis.findings import fmt, fmt_p, ordinal
-from synthlens.io import write_bytes, write_json, write_text
+from synthlens.audit import CATEGORIES as AUDIT_CATEGORIES
+from synthlens.audit import category_shares
+from synthlens.errors import InputError
+from synthlens.io import write_bytes, write_text
 from synthlens.report import figures as F
 from synthlens.report.runfiles import RunFiles
 
@@ -71,10 +75,12 @@ MEANING = {
     "sets": "Each row is one image set, each column one metric. <span class=arrow>↑</span> "
             "means higher is better, <span class=arrow>↓</span> lower is better; grey brackets "
             "are 95% confidence intervals and bold marks the best synthetic set. The "
-            "<i>real-vs-real floor</i> row is what unseen real images score against the "
-            "training images (same feature space, same number of images): synthetic sets "
-            "should not be expected to beat it on fidelity, and a privacy score worse than it "
-            "(red) means images closer to training images than chance explains. The "
+            "<i>real-vs-real floor</i> row is what unseen real images (half of the held-out "
+            "share, in the same feature space) score against the training images: synthetic "
+            "sets should not be expected to beat it on fidelity, and a privacy score worse "
+            "than it (red) means images closer to training images than chance explains. "
+            "Metrics that depend on the number of images (FID, KID, recall, coverage, Vendi) "
+            "are computed on fewer images for the floor than for the sets. The "
             "<i>real-only</i> row is the classifier trained on real images alone.",
     "samples": "The first images of each class from every set, with real training images "
                "for comparison when the run saved them. Look for artefacts, near-identical "
@@ -251,6 +257,9 @@ class _Report:
         self.status = {s: F.gain_key(g["status"], g["gain"])
                        for s, g in analysis["utility_gains"].items()}
         self.class_names = list((r.get("dataset") or {}).get("class_names") or [])
+        self.manifest = run.json("manifest.json") or {}
+        results_stage = (self.manifest.get("stages") or {}).get("results") or {}
+        self.written = _minute(results_stage.get("finished"))  # when results.json was made
 
     # -- sections ---------------------------------------------------------------------------
 
@@ -343,7 +352,8 @@ class _Report:
             fig = F.sample_grid(s, data["images"], data["labels"], self._class_names(data))
             parts.append(self.figs.add(f"samples_{s}", fig, f"samples of {s}"))
         if not parts:
-            return _absent("No samples.npz was found under generators/<set>/ for any set.")
+            return _absent("No set's samples.npz (sets/<set>/samples.npz, as results.json "
+                           "names it) was found.")
         note = (f"<p class=note>No saved samples for: {escape(', '.join(missing))}.</p>"
                 if missing else "")
         return f'<div class="grid">{"".join(parts)}</div>{note}'
@@ -452,14 +462,18 @@ class _Report:
         audits = {s: rows for s, rows in audits.items() if rows}
         if not audits:
             return _absent("No per-image privacy audit (metrics/audit/<set>.csv) in this run.")
-        shares = {}
-        for s, rows in audits.items():
-            cats = [row["category"] for row in rows]
-            shares[s] = {c: cats.count(c) / len(cats) for c in ("copy", "real", "non-real")}
+        shares = {s: category_shares(rows) for s, rows in audits.items()}
         html = self.figs.add("audit_categories", F.audit_shares(shares),
                              "audit categories per set",
                              "Share of each set's images that are copies, real-like or "
                              "non-real by the copy/real/non-real rule.")
+        head = "".join(f"<th>{escape(c)}</th>" for c in AUDIT_CATEGORIES)
+        rows_html = "".join(
+            f'<tr data-set="{escape(s)}" data-images="{len(audits[s])}"><td>{escape(s)}</td>'
+            + "".join(f'<td data-category="{c}" data-share="{share[c]!r}">{share[c]:.1%}</td>'
+                      for c in AUDIT_CATEGORIES) + "</tr>" for s, share in shares.items())
+        html += ('<div class="tablewrap"><table class="audit-shares"><tr><th>set</th>'
+                 f"{head}</tr>{rows_html}</table></div>")
         fl = table.floor(r, "copy_rate")
         if fl and fl.get("value") is not None:
             html += (f"<p class=note>Real-vs-real floor of the copy rate: "
@@ -500,7 +514,8 @@ class _Report:
     def curves(self) -> str:
         curves = {title: panel for s in self.shown for title, panel in self.run.curves(s).items()}
         if not curves:
-            return _absent("No training curves (generators/<set>/curves.json) were saved.")
+            return _absent("No training curves (generators/<name>/curves.json, as "
+                           "results.json names them) were saved.")
         return self.figs.add("training_curves", F.training_curves(curves), "training curves")
 
     def details(self) -> str:
@@ -512,13 +527,12 @@ class _Report:
             ("synthlens (run)", r.get("synthlens_version", "unknown")),
             ("analysis", self.analysis.get("version")),
             ("analysis seed", self.analysis.get("seed")),
-            ("report built", datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")),
+            ("results written", self.written or "unknown"),
             ("run folder", run.root.resolve().name),
             ("figures", f"report/figures/ ({len(self.figs.names)} PNG files)"),
         ])
-        manifest = run.json("manifest.json")
-        if manifest is not None:
-            html += "<h3>Manifest</h3>" + _kv(_flatten(manifest))
+        if self.manifest:
+            html += "<h3>Manifest</h3>" + _kv(_flatten(_stable(self.manifest)))
         config = run.text("config.yaml")
         if config is not None:
             html += f"<details open><summary>config.yaml</summary><pre>{escape(config)}</pre>" \
@@ -541,6 +555,22 @@ class _Report:
             html += "<h3>Files that could not be read</h3><ul>" + "".join(
                 f"<li>{escape(p)}</li>" for p in run.problems) + "</ul>"
         return html
+
+
+def _minute(iso: Any) -> str | None:
+    """``2026-12-01T20:56:36+00:00`` as ``2026-12-01 20:56 UTC`` (None when absent)."""
+    try:
+        return datetime.fromisoformat(str(iso)).astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    except ValueError:
+        return None
+
+
+def _stable(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The manifest without what changes while the report is written or rebuilt (the run's
+    status and invocations, the report stage itself), so that a rebuilt page is identical."""
+    out = {k: v for k, v in manifest.items() if k not in ("status", "finished", "runs")}
+    out["stages"] = {k: v for k, v in (manifest.get("stages") or {}).items() if k != "report"}
+    return out
 
 
 def _feature_spaces(results: dict[str, Any], metric: str) -> str:
@@ -614,19 +644,21 @@ def write_results_csv(results: dict[str, Any], path: str | Path) -> Path:
     return path
 
 
-def build_report(run_dir: str | Path, *, seed: int | None = None, progress: bool = True
-                 ) -> Path:
+def build_report(run_dir: str | Path, *, progress: bool = True) -> Path:
     """(Re)build ``report.html``, ``results.csv`` and the figures of a run; return the page path.
 
-    Reads only the run folder; ``seed`` (default: the seed stored in an existing analysis
-    section of ``results.json``, else 0) drives the bootstrap and Monte Carlo permutations.
-    Raises :class:`synthlens.errors.InputError` when ``results.json`` is missing or invalid.
+    Reads only the run folder and recomputes nothing: the analysis is the one stored in
+    ``results.json`` by the run's ``analysis`` stage. Raises
+    :class:`synthlens.errors.InputError` when ``results.json`` is missing or invalid or
+    holds no analysis.
     """
     run = RunFiles.open(run_dir)
-    results = table.check_results(run.results, str(run.root / "results.json"))
-    if seed is None:
-        seed = int((results.get("analysis") or {}).get("seed", 0))
-    analysis = analyse(results, seed=seed)
+    source = str(run.root / "results.json")
+    results = table.check_results(run.results, source)
+    analysis = results.get("analysis")
+    if not isinstance(analysis, dict):
+        raise InputError(source, "holds no 'analysis' section (the run's analysis stage has "
+                                 "not finished); continue the run with --resume")
     figs = _Figures(run.root / "report" / "figures")
     report = _Report(run, analysis, figs)
     body = {}
@@ -636,11 +668,10 @@ def build_report(run_dir: str | Path, *, seed: int | None = None, progress: bool
     shape = "×".join(str(x) for x in ds.get("image_shape") or [])
     subtitle = (f"{len(report.candidates)} synthetic set(s) on {ds.get('name', 'a dataset')}"
                 + (f" ({shape} px)" if shape else "")
-                + f" · built {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}")
+                + (f" · results of {report.written}" if report.written else ""))
     page = _page(results, body, subtitle)
     out = run.root / "report.html"
     write_text(out, page)
     write_text(run.root / "report" / "report.html", page)
-    write_json(run.root / "report" / "analysis.json", analysis)
     write_results_csv(results, run.root / "results.csv")
     return out

@@ -15,8 +15,8 @@ from typing import Any
 
 from synthlens.analysis import table
 from synthlens.analysis.categories import metric_category, metric_label
-from synthlens.analysis.correlations import analyse
 from synthlens.analysis.findings import fmt
+from synthlens.errors import InputError
 from synthlens.io import write_text
 from synthlens.report.runfiles import RunFiles
 
@@ -96,8 +96,12 @@ def compare_runs(run_a: str | Path, run_b: str | Path, out: str | Path) -> Path:
     """Write a self-contained HTML comparison of two run folders to ``out``; return its path."""
     ra, rb = RunFiles.open(run_a), RunFiles.open(run_b)
     for run in (ra, rb):
-        table.check_results(run.results, str(run.root / "results.json"))
-    aa, ab = analyse(ra.results, n_boot=500), analyse(rb.results, n_boot=500)
+        source = str(run.root / "results.json")
+        table.check_results(run.results, source)
+        if not isinstance(run.results.get("analysis"), dict):  # stored by the run, not redone
+            raise InputError(source, "holds no 'analysis' section (the run's analysis stage "
+                                     "has not finished); continue the run with --resume")
+    aa, ab = ra.results["analysis"], rb.results["analysis"]
     body = {"setup": _setup(ra, rb), "findings": _findings(aa["findings"], ab["findings"]),
             "scores": _scores(ra.results, rb.results)}
     css = resources.files("synthlens.report").joinpath("report.css").read_text("utf-8")

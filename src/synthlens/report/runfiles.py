@@ -4,16 +4,16 @@ Layout (written by the pipeline)::
 
     RUN/config.yaml, manifest.json, results.json
     RUN/data/summary.json, data/train.npz (optional: real training split for audit pairs)
-    RUN/generators/<set>/samples.npz (images, labels, class_names), curves.json (optional)
-    RUN/metrics/audit/<set>.csv (optional per-image privacy audit)
+    RUN/sets/<set>/samples.npz (images, labels, class_names; results.json names the file)
+    RUN/generators/<name>/curves.json (optional training curves; results.json names the file)
+    RUN/metrics/audit/<set>.csv (optional per-image privacy audit, synthlens.audit.COLUMNS)
 
-Only ``results.json`` is required; everything else is shown when present and explained
-when absent.
+Only ``results.json`` (with its ``analysis`` section) is required; everything else is shown
+when present and explained when absent.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from synthlens.audit import read_audit_csv
 from synthlens.errors import InputError
 from synthlens.io import read_npz
 
@@ -84,13 +85,14 @@ class RunFiles:
             return None
         return data
 
-    def _file(self, set_name: str, kind: str, default: str) -> str:
-        """A set's file as results.json names it (``sets[NAME].files``), else ``default``."""
+    def _file(self, set_name: str, kind: str) -> str | None:
+        """A set's file as results.json names it (``sets[NAME].files[kind]``), else None."""
         entry = (self.results.get("sets") or {}).get(set_name) or {}
-        return (entry.get("files") or {}).get(kind) or default
+        return (entry.get("files") or {}).get(kind)
 
     def samples(self, set_name: str) -> dict[str, np.ndarray] | None:
-        return self.npz(self._file(set_name, "samples", f"generators/{set_name}/samples.npz"))
+        rel = self._file(set_name, "samples")
+        return None if rel is None else self.npz(rel)
 
     def train(self) -> dict[str, np.ndarray] | None:
         return self.npz("data/train.npz")
@@ -101,7 +103,8 @@ class RunFiles:
         A single-stage generator logs ``step`` and its losses; a multi-stage one (an
         autoencoder, then a prior) prefixes each stage's keys with ``stage/``.
         """
-        data = self.json(self._file(set_name, "curves", f"generators/{set_name}/curves.json"))
+        rel = self._file(set_name, "curves")
+        data = None if rel is None else self.json(rel)
         if not isinstance(data, dict):
             return {}
         series = {k: v for k, v in data.items() if isinstance(v, list)}
@@ -115,22 +118,12 @@ class RunFiles:
         return {title: panel for title, panel in panels.items() if "step" in panel}
 
     def audit(self, set_name: str) -> list[dict[str, Any]] | None:
+        """The set's per-image privacy audit (:func:`synthlens.audit.read_audit_csv`)."""
         path = self.root / "metrics" / "audit" / f"{set_name}.csv"
         if not path.is_file():
             return None
         try:
-            with open(path, newline="", encoding="utf-8") as handle:
-                rows = list(csv.DictReader(handle))
-            out = []
-            for row in rows:
-                out.append({**row,
-                            "synthetic_index": int(row["synthetic_index"]),
-                            "nearest_train_index": int(row["nearest_train_index"]),
-                            "distance": float(row["distance"]),
-                            # "non_real" / "Non-Real" spellings read as "non-real".
-                            "category": (row.get("category") or "").strip().lower()
-                            .replace("_", "-").replace(" ", "-")})
-            return out
-        except (OSError, KeyError, ValueError) as exc:
+            return read_audit_csv(path)
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
             self._note(path, exc)
             return None
