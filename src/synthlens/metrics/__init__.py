@@ -78,12 +78,15 @@ _HOMES = {
                   "default_feature_metrics", "metric_class", "metric_spec"),
     "evaluate": ("evaluate_features", "evaluate_images", "real_floor"),
     "knn": ("Ball", "NeighbourEngine", "Neighbours"),
-    "privacy": ("audit_table", "read_audit_csv", "write_audit_csv"),
+    "privacy": ("audit_table",),
     "reference": ("RealReference", "SetNeighbourhoods"),
     "scoring": ("SetScores", "SpaceScorer", "label_judge", "run_metrics", "space_suffix"),
     "variety": ("variety_scores", "write_mean_images"),
 }
 _HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
+
+
+from synthlens.audit import read_audit_csv, write_audit_csv  # noqa: E402  (torch-free)
 
 
 def __getattr__(name: str) -> Any:
