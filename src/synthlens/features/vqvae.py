@@ -11,6 +11,7 @@ size, since codes never use them); the architecture and its quantiser are those 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -110,15 +111,22 @@ class VQVAECodesExtractor(Extractor):
                       code_dim=s["code_dim"], prior_channels=8, prior_layers=1,
                       prior_layers_bottom=1, prior_kernel=3)
 
+    @classmethod
+    def check_image_shape(cls, shape: Sequence[int]) -> None:
+        """The images the VQ-VAE-2 generator takes (it is that autoencoder)."""
+        from synthlens.generators.vqvae2 import VQVAE2
+
+        VQVAE2.check_image_shape(shape)
+
     def fit(self, train: ImageSet, *, val: ImageSet | None = None, seed: int = 0,
             device: str = "cpu", progress: bool = True) -> VQVAECodesExtractor:
         """Train the VQ-VAE-2 autoencoder on ``train`` (``val`` is not needed)."""
         from synthlens.generators.base import Budget
 
-        h, w = train.image_shape[:2]
-        if h != w or h % 4:
-            raise InputError(train.source, f"vqvae_codes needs square images whose size is "
-                                           f"divisible by 4, got {h}x{w}")
+        try:
+            self.check_image_shape(train.image_shape)
+        except ValueError as error:
+            raise InputError(train.source, f"vqvae_codes: {error}") from None
         s = self.settings
         budget = Budget(steps=s["steps"], batch_size=s["batch_size"], lr=s["lr"],
                         checkpoint_every=s["steps"], log_every=max(1, s["steps"] // 20),
