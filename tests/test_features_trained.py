@@ -90,7 +90,7 @@ def test_domain_fit_without_val_holds_out_part_of_train(demo) -> None:
 
 
 def test_domain_errors(domain, tmp_path) -> None:
-    with pytest.raises(InputError, match="unknown classifier setting"):
+    with pytest.raises(InputError, match=r"unknown option\(s\) \['bogus'\]"):
         get_extractor("domain", bogus=1)
     assert get_extractor("domain", arch="resnet18", width=4).dim == 32
     unfitted = get_extractor("domain")

@@ -4,6 +4,7 @@ family knobs (truncation, guidance, temperature)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -66,8 +67,86 @@ def test_every_family_is_registered_and_budgeted(name: str) -> None:
         gen._build(budget)
 
 
+@pytest.mark.parametrize("family", FAMILIES)
+def test_knobs_are_declared_once(family: str) -> None:
+    """One dataclass per family names its knobs: the constructor, the budget options and
+    the sample knobs are checked against it, and docs/generators.md lists them."""
+    from dataclasses import fields
+
+    from synthlens.generators.base import HarnessOptions
+
+    cls = GENERATORS[family]
+    knobs = [f.name for f in fields(cls.Knobs)]
+    assert sorted(cls().params) == sorted(knobs)
+    assert set(cls.sample_knobs()) <= set(knobs)
+    options = {name: getattr(cls.Knobs(), name) for name in knobs}
+    options = {k: list(v) if isinstance(v, tuple) else v for k, v in options.items()}
+    budget = smoke_budget(family, options=options)
+    cls().check_options(budget)  # every knob is a budget option, with its default's type
+    assert cls(**options).knobs_for(budget) == cls.Knobs()
+    accepted = ", ".join(sorted([*knobs, *fields_of(HarnessOptions)]))
+    with pytest.raises(ValueError, match=re.escape(f"not_a_knob: unknown budget option of "
+                                                   f"{family}; accepted: {accepted}")):
+        cls().check_options(smoke_budget(family, options={"not_a_knob": 1}))
+    with pytest.raises(TypeError, match=f"not_a_knob: unknown parameter of {family}"):
+        cls(not_a_knob=1)
+    # docs/generators.md: every knob in the family's section (ldm: those beyond ddpm's)
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "generators.md").read_text()
+    section = docs.split(f"### `{family}`", 1)[1].split("\n### ", 1)[0]
+    own = set(knobs)
+    if family == "ldm":
+        own -= {f.name for f in fields(GENERATORS["ddpm"].Knobs)}
+        assert "all `ddpm` knobs" in section
+    missing = sorted(k for k in own if f"`{k}`" not in section)
+    assert not missing, (family, missing)
+
+
+def fields_of(cls: type) -> list[str]:
+    from dataclasses import fields
+
+    return [f.name for f in fields(cls)]
+
+
+def test_knob_precedence_and_checks() -> None:
+    """A constructor parameter wins over the budget's option, which wins over the default;
+    bad values are refused when given, naming the knob."""
+    from synthlens.generators import DCGAN, StyleGAN2
+
+    budget = smoke_budget("dcgan")  # options: width 8, z_dim 32
+    gen = DCGAN(width=16)
+    assert gen.knobs_for(budget) == type(gen.knobs_for(budget))(z_dim=32, width=16, beta1=0.5)
+    assert DCGAN().knobs_for(None).width == 64  # no budget: the default
+    with pytest.raises(ValueError, match="width: expected an integer, got '8'"):
+        DCGAN(width="8")
+    with pytest.raises(ValueError, match=r"truncation: psi must lie in \[0, 1\]"):
+        StyleGAN2(truncation=1.5)
+    with pytest.raises(ValueError, match="noise_mode: 'static' is not a choice; accepted: "
+                                         "'const', 'random', 'none'"):
+        StyleGAN2().knobs_for(None, noise_mode="static")
+    with pytest.raises(ValueError, match=r"options\.stage_batch_sizes\.prior: unknown stage"):
+        DCGAN().check_options(smoke_budget("dcgan", options={"stage_batch_sizes":
+                                                             {"prior": 8}}))
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_image_sizes_are_declared_and_checked_before_training(family: str) -> None:
+    cls = GENERATORS[family]
+    for shape in ((28, 28), (16, 16, 3), (64, 64)):
+        cls.check_image_shape(shape)
+    for shape in ((30, 30), (28, 32)):
+        with pytest.raises(ValueError, match=f"{family} takes square images whose side is "
+                                             f"a multiple of {cls.size_multiple}"):
+            cls.check_image_shape(shape)
+    rng = np.random.default_rng(0)
+    odd = ImageSet(rng.integers(0, 256, (8, 30, 30), dtype=np.uint8), np.arange(8) % 2,
+                   ("a", "b"))
+    with pytest.raises(ValueError, match="not 30×30"):
+        get_generator(family).fit(odd, smoke_budget(family, steps=1), progress=False)
+
+
 def test_misspelt_budget_option_is_refused(grey28: ImageSet) -> None:
-    with pytest.raises(ValueError, match="unknown budget options"):
+    with pytest.raises(ValueError, match=r"options\.widht: unknown budget option of dcgan; "
+                                         r"accepted: beta1, mixed_precision, "):
         get_generator("dcgan").fit(grey28, smoke_budget("dcgan", options={"widht": 8}),
                                    progress=False)
 
@@ -164,7 +243,7 @@ def test_rgb_and_other_sizes(family: str) -> None:
 
 def test_unknown_sample_option_is_refused(fitted: dict[str, Generator]) -> None:
     for gen in fitted.values():
-        with pytest.raises(TypeError, match="unknown options"):
+        with pytest.raises(TypeError, match="not_a_knob: unknown sample knob"):
             gen.sample(1, not_a_knob=1)
 
 
@@ -205,7 +284,8 @@ def test_guidance_scale(family: str, fitted: dict[str, Generator],
     labels = torch.tensor([1, 1])
 
     def draw(scale: float) -> torch.Tensor:
-        return gen._generate(labels, torch.Generator().manual_seed(5), guidance_scale=scale)
+        return gen._generate(labels, torch.Generator().manual_seed(5),
+                             gen.knobs_for(gen.budget, guidance_scale=scale))
 
     s0, s1, s3 = draw(0.0), draw(1.0), draw(3.0)
     assert not torch.equal(s0, s1) and not torch.equal(s1, s3)

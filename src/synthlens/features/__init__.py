@@ -60,11 +60,15 @@ def get_extractor(name: str, **options: Any) -> Extractor:
     if name not in _REGISTRY and ":" in name:
         return _from_entry_point(name, options)
     cls = extractor_class(name)
-    _check_options(cls, name, options)
+    unknown = sorted(set(options) - set(cls.option_names()))
+    if unknown:
+        raise InputError(f"features.{name}", f"unknown option(s) {unknown}; accepted: "
+                                             f"{sorted(cls.option_names())}")
     return cls(**options)
 
 
 def _check_options(factory: Any, name: str, options: dict[str, Any]) -> None:
+    """Options of an entry-point factory, by its signature (``**`` takes anything)."""
     parameters = inspect.signature(factory).parameters
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
         return

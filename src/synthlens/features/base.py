@@ -20,9 +20,10 @@ Extraction is batched (memory bounded by ``batch_size``), runs under
 
 from __future__ import annotations
 
+import inspect
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -111,6 +112,27 @@ class Extractor(ABC):
     def __repr__(self) -> str:
         return f"{type(self).__name__}(id={self.id!r})"
 
+    # ------------------------------------------------------------------ declarations
+    @classmethod
+    def option_names(cls) -> tuple[str, ...]:
+        """The options ``get_extractor(name, **options)`` takes (``features.options.<name>``
+        of a run config, and the budget's ``features.<name>``): the keyword parameters of
+        the constructor, following ``**options`` that a constructor hands to its parent's.
+        An extractor that takes other keywords through ``**`` lists them itself."""
+        return tuple(_init_parameters(cls))
+
+    @classmethod
+    def required_options(cls) -> tuple[str, ...]:
+        """The options without a default (a model file's ``path``)."""
+        return tuple(name for name, p in _init_parameters(cls).items()
+                     if p.default is inspect.Parameter.empty)
+
+    @classmethod
+    def check_image_shape(cls, shape: Sequence[int]) -> None:
+        """Raise ``ValueError`` for images (``ImageSet.image_shape``) the extractor cannot
+        be trained on or take; every shape by default."""
+        return None
+
     # ------------------------------------------------------------------ training
     def fit(self, train: ImageSet, *, val: ImageSet | None = None, seed: int = 0,
             device: str = "cpu", progress: bool = True) -> Extractor:
@@ -174,6 +196,25 @@ class Extractor(ABC):
 
 
 # ---------------------------------------------------------------------- helpers
+def _init_parameters(cls: type) -> dict[str, inspect.Parameter]:
+    """Keyword parameters of ``cls.__init__``, through each ``**kwargs`` forwarded to the
+    next ``__init__`` up the class hierarchy."""
+    out: dict[str, inspect.Parameter] = {}
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        forwards = False
+        for name, parameter in list(inspect.signature(init).parameters.items())[1:]:
+            if parameter.kind is inspect.Parameter.VAR_KEYWORD:
+                forwards = True
+            elif parameter.kind is not inspect.Parameter.VAR_POSITIONAL:
+                out.setdefault(name, parameter)
+        if not forwards:
+            break
+    return out
+
+
 def _batches(images: np.ndarray, batch_size: int) -> Iterator[tuple[int, np.ndarray]]:
     for start in range(0, len(images), batch_size):
         yield start, images[start:start + batch_size]

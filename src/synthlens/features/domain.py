@@ -66,6 +66,14 @@ class DomainExtractor(Extractor):
         self._meta: dict[str, Any] = {}
         self._sha256: str | None = None
 
+    @classmethod
+    def option_names(cls) -> tuple[str, ...]:
+        """The constructor's own options and every other classifier setting."""
+        from dataclasses import fields
+
+        own = ("epochs", "width", "arch", "batch_size", "lr", "val_fraction")
+        return (*own, *(f.name for f in fields(TrainConfig) if f.name not in own))
+
     # ------------------------------------------------------------------ identity
     @property
     def id(self) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -119,6 +120,14 @@ class VQVAECodesExtractor(Extractor):
                                  "or load(path) first")
 
     # ------------------------------------------------------------------ training
+    @classmethod
+    def check_image_shape(cls, shape: Sequence[int]) -> None:
+        """The images the VQ-VAE-2 autoencoder takes: square, the size divisible by 4 (it
+        halves twice; the network pads to a multiple of 8 itself)."""
+        h, w = int(shape[0]), int(shape[1])
+        if h != w or h % 4:
+            raise ValueError(f"needs square images whose size is divisible by 4, not {h}×{w}")
+
     def fit(self, train: ImageSet, *, val: ImageSet | None = None, seed: int = 0,
             device: str = "cpu", progress: bool = True) -> VQVAECodesExtractor:
         """Train the VQ-VAE-2 autoencoder on ``train`` (``val`` is not needed).
@@ -127,10 +136,11 @@ class VQVAECodesExtractor(Extractor):
         reflect-padded to a multiple of 8; loss: reconstruction MSE plus the commitment
         losses. Deterministic on the CPU for a given seed; torch's global RNG is left as it
         was."""
-        h, w = train.image_shape[:2]
-        if h != w or h % 4:
-            raise InputError(train.source, f"vqvae_codes needs square images whose size is "
-                                           f"divisible by 4, got {h}x{w}")
+        try:
+            self.check_image_shape(train.image_shape)
+        except ValueError as error:
+            raise InputError(train.source, f"vqvae_codes: {error}") from None
+        h = train.image_shape[0]
         device = resolve_device(device)
         s = self.settings
         steps, batch_size, lr = s["steps"], s["batch_size"], s["lr"]

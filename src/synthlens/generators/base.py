@@ -8,6 +8,13 @@ and learns from one labelled :class:`~synthlens.data.dataset.ImageSet` under a
     gen.fit(train, budget, device="cpu", seed=0, workdir=run / "generators" / "cvae")
     synthetic = gen.sample(n_per_class=train.class_counts(), seed=1)
 
+Every family declares its knobs once, as a frozen dataclass (``Generator.Knobs``): names,
+types and defaults. A knob takes the constructor's parameter when one is given, else the
+budget's ``options[knob]``, else the dataclass default (:attr:`Generator.knobs`); knobs
+marked with :func:`sample_knob` may also be set per draw (``sample(truncation=0.7)``). The
+harness checks parameters, budget options and sample knobs against that declaration, and
+so does the run config (:mod:`synthlens.config`), before anything trains.
+
 Training is a sequence of *stages* (a GAN has one, a VQ-VAE or latent diffusion model
 trains its autoencoder and then its prior) of ``steps`` minibatch updates each. The harness
 draws the minibatches, logs training curves, shows a progress bar and writes checkpoints
@@ -24,7 +31,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import numpy as np
 import torch
@@ -33,7 +40,11 @@ from tqdm.auto import tqdm
 from synthlens.data.dataset import ImageSet
 from synthlens.data.tensors import from_model_range, to_model_range
 from synthlens.device import autocast, resolve_device
+from synthlens.errors import SettingError
 from synthlens.io import atomic_path, write_json
+from synthlens.settings import build, check_names, names, setting_fields, update
+
+K = TypeVar("K")
 
 
 @dataclass(frozen=True)
@@ -54,8 +65,15 @@ class Budget:
     options: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.steps < 1 or self.batch_size < 1:
-            raise ValueError(f"budget needs steps >= 1 and batch_size >= 1, got {self}")
+        for name in ("steps", "batch_size", "checkpoint_every", "log_every"):
+            if getattr(self, name) < 1:
+                raise SettingError(name, f"must be at least 1, got {getattr(self, name)!r}")
+        if not self.lr > 0:
+            raise SettingError("lr", f"must be positive, got {self.lr!r}")
+        for stage, share in self.stage_fractions.items():
+            if not share >= 0:
+                raise SettingError(f"stage_fractions.{stage}",
+                                   f"must be a share >= 0, got {share!r}")
 
     def stage_steps(self, stage: str) -> int:
         return max(1, round(self.steps * float(self.stage_fractions.get(stage, 1.0))))
@@ -77,11 +95,49 @@ class Budget:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Budget:
-        known = {f for f in cls.__dataclass_fields__}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown budget keys {sorted(unknown)}; known: {sorted(known)}")
+        """A budget from a ``budgets.yaml`` entry; names and value types are checked, the
+        values kept as written (they enter the stage fingerprint and the checkpoints)."""
+        build(cls, data, what="budget key")  # raises SettingError naming the key
         return cls(**dict(data))
+
+
+@dataclass(frozen=True)
+class HarnessOptions:
+    """Budget ``options`` the harness reads itself; every other option is a family knob.
+
+    Parameters
+    ----------
+    stage_batch_sizes:
+        Batch size of a named stage (an autoencoder and the prior trained on its codes
+        want different batches); other stages use ``batch_size``.
+    mixed_precision:
+        bfloat16 autocast on a GPU that supports it [true]; no effect on the CPU.
+    """
+
+    stage_batch_sizes: Mapping[str, int] = field(default_factory=dict)
+    mixed_precision: bool = True
+
+    def __post_init__(self) -> None:
+        for stage, size in self.stage_batch_sizes.items():
+            if size < 1:
+                raise SettingError(f"stage_batch_sizes.{stage}", f"must be at least 1, "
+                                                                 f"got {size!r}")
+
+
+def sample_knob(default: Any) -> Any:
+    """A knob field that ``sample()`` may also set for one draw (its value in the knob
+    dataclass is the default of every draw)."""
+    return field(default=default, metadata={"sample": True})
+
+
+def sample_knob_names(knobs: type) -> tuple[str, ...]:
+    """The knobs of a knob dataclass that ``sample()`` takes."""
+    return tuple(f.name for f in setting_fields(knobs) if f.metadata.get("sample", False))
+
+
+@dataclass(frozen=True)
+class NoKnobs:
+    """The knobs of a family that has none."""
 
 
 def counts_per_class(n_per_class: int | Sequence[int] | np.ndarray, n_classes: int) -> np.ndarray:
@@ -96,18 +152,41 @@ def counts_per_class(n_per_class: int | Sequence[int] | np.ndarray, n_classes: i
     return counts
 
 
-class Generator(ABC):
+class Generator(ABC, Generic[K]):
     """Base class of every generator family.
 
-    Subclasses set ``family``, implement :meth:`_build` (create modules and optimisers
-    from the data's shape), :meth:`stages`, :meth:`_train_step` and :meth:`_generate`,
-    and list what to checkpoint in :meth:`_state` / :meth:`_load_state`.
+    Subclasses set ``family``, ``Knobs`` (the dataclass of their knobs), ``size_multiple``
+    and ``checkpointed``, and implement :meth:`_build` (create modules and optimisers from
+    the data's shape and :attr:`knobs`), :meth:`stages`, :meth:`_train_step` and
+    :meth:`_generate`.
+
+    Parameters
+    ----------
+    **params:
+        Knobs to pin, by name (see the family's ``Knobs``); a knob left out or ``None``
+        takes the budget's ``options[knob]``, else its default.
     """
 
     family: ClassVar[str] = ""
+    #: The family's knobs: a frozen dataclass (names, types, defaults, range checks).
+    Knobs: ClassVar[type[Any]] = NoKnobs
+    #: Images the family takes: square, with a side that is a multiple of this.
+    size_multiple: ClassVar[int] = 4
+    #: Attributes saved in checkpoints and model files: modules and optimisers (by their
+    #: state dicts), dicts of them, and floats.
+    checkpointed: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, **params: Any) -> None:
-        self.params = dict(params)
+        knob_names = names(self.Knobs)
+        check_names(params, knob_names, f"parameter of {self.family}")
+        # Types and ranges are checked now, not when fit() builds the networks.
+        build(self.Knobs, {k: v for k, v in params.items() if v is not None},
+              what=f"parameter of {self.family}")
+        # JSON round trip (checkpoints) turns tuples into lists: store lists from the start.
+        self.params: dict[str, Any] = {
+            name: list(params[name]) if isinstance(params.get(name), tuple)
+            else params.get(name) for name in knob_names}
+        self._knobs: tuple[Budget | None, K] | None = None
         self.image_shape: tuple[int, ...] | None = None
         self.class_names: tuple[str, ...] = ()
         self.device = "cpu"
@@ -135,16 +214,18 @@ class Generator(ABC):
 
     @abstractmethod
     def _generate(self, labels: torch.Tensor, generator: torch.Generator,
-                  **kwargs: Any) -> torch.Tensor:
-        """Images in [-1, 1] (N×C×H×W) for the given class labels."""
+                  knobs: K) -> torch.Tensor:
+        """Images in [-1, 1] (N×C×H×W) for the given class labels, drawn with ``knobs``
+        (:attr:`knobs` with this draw's sample knobs applied)."""
 
-    @abstractmethod
     def _state(self) -> dict[str, Any]:
-        """Everything to checkpoint: state dicts of modules, optimisers, EMA copies."""
+        """Everything to checkpoint: the state of each attribute in ``checkpointed``."""
+        return {name: _state_of(getattr(self, name)) for name in self.checkpointed}
 
-    @abstractmethod
     def _load_state(self, state: Mapping[str, Any]) -> None:
-        """Restore what :meth:`_state` returned."""
+        """Restore what :meth:`_state` returned (after :meth:`_build`)."""
+        for name in self.checkpointed:
+            setattr(self, name, _restore(getattr(self, name), state[name]))
 
     def _balanced_stages(self) -> tuple[str, ...]:
         """Stages whose minibatches draw every class equally often (with replacement), e.g.
@@ -159,32 +240,63 @@ class Generator(ABC):
         deterministic function of ``images`` and the trained state."""
         return images
 
-    def _begin_stage(self, stage: str, train: ImageSet) -> None:  # noqa: B027
+    def _begin_stage(self, stage: str, train: ImageSet) -> None:
         """Called before a stage's first step (also on resume); optional. It must not draw
         from the global RNG, or a resumed run would differ from an uninterrupted one."""
 
-    #: Budget options the harness itself reads (every other option must be a family knob).
-    HARNESS_OPTIONS: ClassVar[frozenset[str]] = frozenset({"stage_batch_sizes",
-                                                           "mixed_precision"})
+    # ----------------------------------------------------------------- declarations
+    @classmethod
+    def sample_knobs(cls) -> tuple[str, ...]:
+        """The knobs ``sample()`` takes per draw."""
+        return sample_knob_names(cls.Knobs)
+
+    @classmethod
+    def check_image_shape(cls, shape: Sequence[int]) -> None:
+        """Raise ``ValueError`` for images (``ImageSet.image_shape``) the family cannot take."""
+        height, width = int(shape[0]), int(shape[1])
+        if height != width or height % cls.size_multiple:
+            raise ValueError(f"{cls.family} takes square images whose side is a multiple "
+                             f"of {cls.size_multiple}, not {height}×{width}")
 
     def check_options(self, budget: Budget) -> None:
-        """Refuse budget options that are neither a knob of this family nor a harness
-        option: a misspelt option would otherwise be silently ignored."""
-        unknown = sorted(set(budget.options) - set(self.params) - self.HARNESS_OPTIONS)
-        if unknown:
-            raise ValueError(f"{self.family}: unknown budget options {unknown}; known: "
-                             f"{sorted(set(self.params) | self.HARNESS_OPTIONS)}")
+        """Refuse budget settings the family does not declare: an option that is neither
+        one of its knobs nor a harness option (a misspelt option would otherwise be
+        silently ignored), an option value of the wrong type or range, a stage it does
+        not have (``stage_fractions``, ``options.stage_batch_sizes``)."""
+        knob_names, harness = names(self.Knobs), names(HarnessOptions)
+        check_names(budget.options, (*knob_names, *harness),
+                    f"budget option of {self.family}", "options")
+        build(self.Knobs, {k: v for k, v in budget.options.items() if k in knob_names},
+              "options")
+        options = build(HarnessOptions, {k: v for k, v in budget.options.items()
+                                         if k in harness}, "options")
+        stages = self.stages()
+        check_names(budget.stage_fractions, stages, f"stage of {self.family}",
+                    "stage_fractions")
+        check_names(options.stage_batch_sizes, stages, f"stage of {self.family}",
+                    "options.stage_batch_sizes")
 
-    def setting(self, name: str, default: Any) -> Any:
-        """A knob's value: the constructor's parameter when given (not ``None``), else the
-        budget's ``options[name]``, else ``default``. Budgets scale architectures this way
-        while a run config can still pin any knob."""
-        value = self.params.get(name)
-        if value is not None:
-            return value
-        if self.budget is not None and name in self.budget.options:
-            return self.budget.options[name]
-        return default
+    @property
+    def knobs(self) -> K:
+        """The knobs in force: each parameter given to the constructor (not ``None``),
+        else the budget's ``options[knob]``, else the default of ``Knobs``. Budgets scale
+        architectures this way while a run config can still pin any knob."""
+        if self._knobs is None or self._knobs[0] is not self.budget:
+            self._knobs = (self.budget, self.knobs_for(self.budget))
+        return self._knobs[1]
+
+    def knobs_for(self, budget: Budget | None, **sample: Any) -> K:
+        """The knobs under ``budget``, with the sample knobs in ``sample`` applied (one
+        draw's settings; anything else is refused)."""
+        knob_names = names(self.Knobs)
+        options = {} if budget is None else {k: v for k, v in budget.options.items()
+                                             if k in knob_names}
+        given = {k: v for k, v in self.params.items() if v is not None}
+        knobs: K = build(self.Knobs, {**options, **given}, what=f"knob of {self.family}")
+        if sample:
+            check_names(sample, self.sample_knobs(), f"sample knob of {self.family}")
+            knobs = update(knobs, sample)
+        return knobs
 
     # ----------------------------------------------------------------- public API
     @property
@@ -204,6 +316,7 @@ class Generator(ABC):
         self.train_counts = train.class_counts().tolist()
         self.device = resolve_device(device)
         self.budget = budget
+        self.check_image_shape(train.image_shape)
         self.check_options(budget)
         torch.manual_seed(seed)
         self._build(budget)
@@ -278,7 +391,8 @@ class Generator(ABC):
 
         The same seed and batch size give the same images (noise is drawn batch by batch, so
         another batch size draws other images).
-        Family-specific knobs (``truncation``, ``guidance_scale``...) pass through ``kwargs``.
+        The family's sample knobs (``truncation``, ``guidance_scale``...: see
+        :meth:`sample_knobs`) pass through ``kwargs``; any other name is refused.
         """
         if not self._fitted:
             raise RuntimeError(f"{type(self).__name__} is not fitted; call fit() or load()")
@@ -287,6 +401,7 @@ class Generator(ABC):
                 raise ValueError("n_per_class is needed: this model does not record the "
                                  "class counts it was trained on")
             n_per_class = self.train_counts
+        knobs = self.knobs_for(self.budget, **kwargs)
         counts = counts_per_class(n_per_class, self.n_classes)
         labels = torch.repeat_interleave(torch.arange(self.n_classes), torch.from_numpy(counts))
         generator = torch.Generator(device="cpu").manual_seed(seed)
@@ -295,7 +410,7 @@ class Generator(ABC):
         for start in range(0, len(labels), batch_size):
             batch = labels[start:start + batch_size].to(self.device)
             with autocast(self.device, mixed):
-                chunks.append(from_model_range(self._generate(batch, generator, **dict(kwargs))))
+                chunks.append(from_model_range(self._generate(batch, generator, knobs)))
         assert self.image_shape is not None
         images = (np.concatenate(chunks) if chunks
                   else np.zeros((0, *self.image_shape), dtype=np.uint8))
@@ -356,6 +471,29 @@ class Generator(ABC):
             payload["cuda_rng"] = torch.cuda.get_rng_state(self.device)
         with atomic_path(path) as tmp:
             torch.save(payload, tmp)
+
+
+def _state_of(value: Any) -> Any:
+    """What a checkpoint stores for one ``checkpointed`` attribute."""
+    if hasattr(value, "state_dict"):
+        return value.state_dict()
+    if isinstance(value, dict):
+        return {key: _state_of(item) for key, item in value.items()}
+    if isinstance(value, float):
+        return torch.tensor(value, dtype=torch.float64)
+    raise TypeError(f"cannot checkpoint a {type(value).__name__}")
+
+
+def _restore(current: Any, saved: Any) -> Any:
+    """``current`` (a built module, optimiser, dict of them, or float) loaded from ``saved``."""
+    if hasattr(current, "load_state_dict"):
+        current.load_state_dict(saved)
+        return current
+    if isinstance(current, dict):
+        return {key: _restore(item, saved[key]) for key, item in current.items()}
+    if isinstance(current, float):
+        return float(saved)
+    raise TypeError(f"cannot restore a {type(current).__name__}")
 
 
 def ema_update(target: torch.nn.Module, source: torch.nn.Module, decay: float) -> None:

@@ -5,14 +5,14 @@ generator. Its samples are blurry but varied, which makes it a useful low-fideli
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from synthlens.generators.base import Budget, Generator
+from synthlens.errors import SettingError
+from synthlens.generators.base import Budget, Generator, sample_knob
 
 
 def _conv_trunk(channels: list[int]) -> nn.Sequential:
@@ -62,38 +62,47 @@ class _CVAENet(nn.Module):
         return torch.tanh(self.decoder(h))
 
 
-class ConditionalVAE(Generator):
-    """Class-conditional VAE.
+@dataclass(frozen=True)
+class CVAEKnobs:
+    """Knobs of :class:`ConditionalVAE`.
 
     Parameters
     ----------
     latent_dim:
-        Size of the latent code.
+        Size of the latent code [32].
     width:
-        Channels of the first convolution (doubled once).
+        Channels of the first convolution (doubled once) [32].
     beta:
-        Weight of the KL term; below 1 gives sharper, less varied samples.
+        Weight of the KL term; below 1 gives sharper, less varied samples [1.0].
     temperature:
-        Default scale of the prior noise at sampling time (``sample(temperature=...)``
-        overrides it): below 1 trades variety for fidelity.
+        Scale of the prior noise at sampling time [1.0] (a sample knob): below 1 trades
+        variety for fidelity.
     """
 
-    family = "cvae"
+    latent_dim: int = 32
+    width: int = 32
+    beta: float = 1.0
+    temperature: float = sample_knob(1.0)
 
-    def __init__(self, latent_dim: int = 32, width: int = 32, beta: float = 1.0,
-                 temperature: float = 1.0) -> None:
-        super().__init__(latent_dim=latent_dim, width=width, beta=beta, temperature=temperature)
-        self.latent_dim = latent_dim
-        self.width = width
-        self.beta = beta
-        self.temperature = temperature
+    def __post_init__(self) -> None:
+        if self.width % 8:  # GroupNorm(8, width)
+            raise SettingError("width", f"must be a multiple of 8, got {self.width}")
+
+
+class ConditionalVAE(Generator[CVAEKnobs]):
+    """Class-conditional VAE; knobs: :class:`CVAEKnobs`."""
+
+    family = "cvae"
+    Knobs = CVAEKnobs
+    size_multiple = 4  # two stride-2 stages down to H/4
+    checkpointed = ("net", "optimiser")
 
     def _build(self, budget: Budget) -> None:
         assert self.image_shape is not None
-        if self.image_shape[0] != self.image_shape[1]:
-            raise ValueError(f"cvae needs square images, got {self.image_shape}")
-        self.net = _CVAENet(self.channels, self.image_shape[0], self.n_classes, self.latent_dim,
-                            self.width).to(self.device)
+        knobs = self.knobs
+        self.latent_dim = knobs.latent_dim
+        self.net = _CVAENet(self.channels, self.image_shape[0], self.n_classes, knobs.latent_dim,
+                            knobs.width).to(self.device)
         self.optimiser = torch.optim.Adam(self.net.parameters(), lr=budget.lr)
 
     def _train_step(self, stage: str, images: torch.Tensor, labels: torch.Tensor,
@@ -105,7 +114,7 @@ class ConditionalVAE(Generator):
         # Sum over pixels, mean over the batch: the usual ELBO scaling.
         recon_loss = F.mse_loss(recon, images, reduction="none").flatten(1).sum(1).mean()
         kl = (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(1)).mean()
-        loss = recon_loss + self.beta * kl
+        loss = recon_loss + self.knobs.beta * kl
         self.optimiser.zero_grad(set_to_none=True)
         loss.backward()
         self.optimiser.step()
@@ -113,17 +122,7 @@ class ConditionalVAE(Generator):
                 "kl": float(kl.detach())}
 
     def _generate(self, labels: torch.Tensor, generator: torch.Generator,
-                  **kwargs: Any) -> torch.Tensor:
-        temperature = float(kwargs.pop("temperature", self.temperature))
-        if kwargs:
-            raise TypeError(f"cvae.sample() got unknown options {sorted(kwargs)}")
+                  knobs: CVAEKnobs) -> torch.Tensor:
         self.net.eval()
         z = torch.randn(len(labels), self.latent_dim, generator=generator).to(self.device)
-        return self.net.decode(z * temperature, labels)
-
-    def _state(self) -> dict[str, Any]:
-        return {"net": self.net.state_dict(), "optimiser": self.optimiser.state_dict()}
-
-    def _load_state(self, state: Mapping[str, Any]) -> None:
-        self.net.load_state_dict(state["net"])
-        self.optimiser.load_state_dict(state["optimiser"])
+        return self.net.decode(z * knobs.temperature, labels)

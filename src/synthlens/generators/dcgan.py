@@ -13,8 +13,7 @@ The number of doublings is chosen from the image size (28 -> 7×7 base, 2 doubli
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -83,8 +82,9 @@ class DCGANDiscriminator(nn.Module):
         return self.out(h)[:, 0] + (self.embed(labels) * h).sum(1)
 
 
-class DCGAN(Generator):
-    """Conditional DCGAN. Knobs left ``None`` come from the budget's ``options``.
+@dataclass(frozen=True)
+class DCGANKnobs:
+    """Knobs of :class:`DCGAN`.
 
     Parameters
     ----------
@@ -97,20 +97,26 @@ class DCGAN(Generator):
         Adam beta1 [0.5].
     """
 
-    family = "dcgan"
+    z_dim: int = 100
+    width: int = 64
+    beta1: float = 0.5
 
-    def __init__(self, z_dim: int | None = None, width: int | None = None,
-                 beta1: float | None = None) -> None:
-        super().__init__(z_dim=z_dim, width=width, beta1=beta1)
+
+class DCGAN(Generator[DCGANKnobs]):
+    """Conditional DCGAN; knobs: :class:`DCGANKnobs` (each left out comes from the
+    budget's ``options``, else its default)."""
+
+    family = "dcgan"
+    Knobs = DCGANKnobs
+    size_multiple = 4  # as the other families (its stride-2 stack adapts: 28 -> 7×7 base)
+    checkpointed = ("G", "D", "opt_G", "opt_D")
 
     def _build(self, budget: Budget) -> None:
         assert self.image_shape is not None
         size = self.image_shape[0]
-        if size != self.image_shape[1] or size % 4:
-            raise ValueError(f"dcgan needs square images of a size divisible by 4, "
-                             f"got {self.image_shape}")
-        self.z_dim = int(self.setting("z_dim", 100))
-        width = int(self.setting("width", 64))
+        knobs = self.knobs
+        self.z_dim = knobs.z_dim
+        width = knobs.width
         self.G = DCGANGenerator(size, self.channels, self.n_classes, self.z_dim,
                                 width).to(self.device)
         self.D = DCGANDiscriminator(size, self.channels, self.n_classes, width).to(self.device)
@@ -121,7 +127,7 @@ class DCGAN(Generator):
             elif isinstance(module, nn.BatchNorm1d | nn.BatchNorm2d):
                 nn.init.normal_(module.weight, 1.0, 0.02)
                 nn.init.zeros_(module.bias)
-        betas = (float(self.setting("beta1", 0.5)), 0.999)
+        betas = (knobs.beta1, 0.999)
         self.opt_G = torch.optim.Adam(self.G.parameters(), lr=budget.lr, betas=betas)
         self.opt_D = torch.optim.Adam(self.D.parameters(), lr=budget.lr, betas=betas)
 
@@ -145,19 +151,7 @@ class DCGAN(Generator):
         return {"loss_d": float(loss_d.detach()), "loss_g": float(loss_g.detach())}
 
     def _generate(self, labels: torch.Tensor, generator: torch.Generator,
-                  **kwargs: Any) -> torch.Tensor:
-        if kwargs:
-            raise TypeError(f"dcgan.sample() got unknown options {sorted(kwargs)}")
+                  knobs: DCGANKnobs) -> torch.Tensor:
         self.G.eval()  # BatchNorm running statistics: a sample does not depend on its batch
         z = torch.randn(len(labels), self.z_dim, generator=generator).to(self.device)
         return self.G(z, labels)
-
-    def _state(self) -> dict[str, Any]:
-        return {"G": self.G.state_dict(), "D": self.D.state_dict(),
-                "opt_G": self.opt_G.state_dict(), "opt_D": self.opt_D.state_dict()}
-
-    def _load_state(self, state: Mapping[str, Any]) -> None:
-        self.G.load_state_dict(state["G"])
-        self.D.load_state_dict(state["D"])
-        self.opt_G.load_state_dict(state["opt_G"])
-        self.opt_D.load_state_dict(state["opt_D"])

@@ -14,29 +14,23 @@ latent space of a first-stage autoencoder by overriding the two space mappings.
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch.nn import functional as F
 
 from synthlens.data.tensors import crop_to, pad_to, working_size
-from synthlens.generators.base import Budget, Generator, ema_update
+from synthlens.errors import SettingError
+from synthlens.generators.base import Budget, Generator, ema_update, sample_knob
 from synthlens.generators.schedulers import NoiseSchedule, ddim_sample
 from synthlens.generators.unet import ConditionalUNet
 from synthlens.nets.schedule import cosine_lr
 
-_DIFFUSION_KNOBS = ("base_channels", "channel_mults", "num_res_blocks", "attention_levels",
-                    "mid_attention", "dropout", "num_train_timesteps", "beta_start", "beta_end",
-                    "beta_schedule", "p_uncond", "ema_decay", "warmup",
-                    "num_inference_steps", "guidance_scale", "eta")
 
-
-class DDPM(Generator):
-    """Class-conditional pixel-space DDPM (stage ``diffusion``).
-
-    Knobs left ``None`` come from the budget's ``options`` (same name), else the default
-    in brackets.
+@dataclass(frozen=True)
+class DDPMKnobs:
+    """Knobs of :class:`DDPM` (and, with other defaults, of latent diffusion).
 
     Parameters
     ----------
@@ -51,45 +45,46 @@ class DDPM(Generator):
         EMA decay of the sampling weights [0.999, ramped up as min(decay, (1+n)/(10+n))]
         and learning-rate warm-up steps [200].
     num_inference_steps, eta, guidance_scale:
-        Sampler defaults [50 DDIM steps, eta 0, guidance 1.5]; ``sample()`` overrides each.
+        Sampler settings of every draw [50 DDIM steps, eta 0, guidance 1.5] (sample knobs).
     """
 
+    base_channels: int = 64
+    channel_mults: tuple[int, ...] = (1, 2, 2)
+    num_res_blocks: int = 2
+    attention_levels: tuple[int, ...] = (1,)
+    mid_attention: bool = True
+    dropout: float = 0.1
+    num_train_timesteps: int = 1000
+    beta_start: float = 1e-4
+    beta_end: float = 0.02
+    beta_schedule: Literal["linear", "scaled_linear", "cosine"] = "linear"
+    p_uncond: float = 0.1
+    ema_decay: float = 0.999
+    warmup: int = 200
+    num_inference_steps: int = sample_knob(50)
+    guidance_scale: float = sample_knob(1.5)
+    eta: float = sample_knob(0.0)
+
+    def __post_init__(self) -> None:
+        if not self.channel_mults:
+            raise SettingError("channel_mults", "is empty; give one multiplier per level")
+        if not 1 <= self.num_inference_steps <= self.num_train_timesteps:
+            raise SettingError("num_inference_steps", f"must lie in [1, "
+                               f"{self.num_train_timesteps}], got {self.num_inference_steps}")
+        if self.guidance_scale < 0:
+            raise SettingError("guidance_scale", f"must be >= 0, got {self.guidance_scale}")
+
+
+class DDPM(Generator[DDPMKnobs]):
+    """Class-conditional pixel-space DDPM (stage ``diffusion``); knobs: :class:`DDPMKnobs`
+    (each left out comes from the budget's ``options``, else its default)."""
+
     family = "ddpm"
-    defaults: Mapping[str, Any] = {
-        "base_channels": 64, "channel_mults": (1, 2, 2), "num_res_blocks": 2,
-        "attention_levels": (1,), "mid_attention": True, "dropout": 0.1,
-        "num_train_timesteps": 1000,
-        "beta_start": 1e-4, "beta_end": 0.02, "beta_schedule": "linear", "p_uncond": 0.1,
-        "ema_decay": 0.999, "warmup": 200, "num_inference_steps": 50, "guidance_scale": 1.5,
-        "eta": 0.0,
-    }
+    Knobs: type[DDPMKnobs] = DDPMKnobs
+    # Reflect-padded to a multiple of 2 ** (levels - 1) inside; 4 as the other families.
+    size_multiple = 4
+    checkpointed: tuple[str, ...] = ("unet", "ema", "opt_unet")
     clip_sample = True  # pixel space has a known range
-
-    def __init__(self, base_channels: int | None = None,
-                 channel_mults: tuple[int, ...] | list[int] | None = None,
-                 num_res_blocks: int | None = None,
-                 attention_levels: tuple[int, ...] | list[int] | None = None,
-                 mid_attention: bool | None = None, dropout: float | None = None,
-                 num_train_timesteps: int | None = None,
-                 beta_start: float | None = None, beta_end: float | None = None,
-                 beta_schedule: str | None = None, p_uncond: float | None = None,
-                 ema_decay: float | None = None, warmup: int | None = None,
-                 num_inference_steps: int | None = None, guidance_scale: float | None = None,
-                 eta: float | None = None, **extra: Any) -> None:
-        params = dict(zip(_DIFFUSION_KNOBS, (
-            base_channels, channel_mults, num_res_blocks, attention_levels, mid_attention,
-            dropout,
-            num_train_timesteps, beta_start, beta_end, beta_schedule, p_uncond, ema_decay,
-            warmup, num_inference_steps, guidance_scale, eta), strict=True))
-        # JSON round trip (checkpoints) turns tuples into lists: store lists from the start.
-        params = {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()}
-        unknown = sorted(set(extra) - set(self.defaults))
-        if unknown:
-            raise TypeError(f"{type(self).__name__} got unknown parameters {unknown}")
-        super().__init__(**params, **extra)
-
-    def knob(self, name: str) -> Any:
-        return self.setting(name, self.defaults[name])
 
     # ------------------------------------------------------------- space mappings
     def stages(self) -> list[str]:
@@ -106,40 +101,31 @@ class DDPM(Generator):
         return crop_to(x, self.size)
 
     # ------------------------------------------------------------- harness hooks
-    def _check_shape(self) -> None:
+    def _build(self, budget: Budget) -> None:
         assert self.image_shape is not None
         self.size = self.image_shape[0]
-        if self.size != self.image_shape[1] or self.size % 4:
-            raise ValueError(f"{self.family} needs square images of a size divisible by 4, "
-                             f"got {self.image_shape}")
-
-    def _build(self, budget: Budget) -> None:
-        self._check_shape()
-        mults = tuple(int(m) for m in self.knob("channel_mults"))
-        self.work_size = working_size(self.size, 2 ** (len(mults) - 1))
+        self.work_size = working_size(self.size, 2 ** (len(self.knobs.channel_mults) - 1))
         self._build_unet(budget)
 
     def _build_unet(self, budget: Budget) -> None:
         channels, size = self._space()
-        mults = tuple(int(m) for m in self.knob("channel_mults"))
+        knobs = self.knobs
+        mults = knobs.channel_mults
         if size % 2 ** (len(mults) - 1):
             raise ValueError(f"{self.family}: a {size}-px diffusion space cannot be halved "
                              f"{len(mults) - 1} times; use fewer channel_mults")
         self.unet = ConditionalUNet(
-            channels, channels, self.n_classes, base_channels=int(self.knob("base_channels")),
-            channel_mults=mults, num_res_blocks=int(self.knob("num_res_blocks")),
-            attention_levels=tuple(int(a) for a in self.knob("attention_levels")),
-            mid_attention=bool(self.knob("mid_attention")),
-            dropout=float(self.knob("dropout"))).to(self.device)
+            channels, channels, self.n_classes, base_channels=knobs.base_channels,
+            channel_mults=mults, num_res_blocks=knobs.num_res_blocks,
+            attention_levels=knobs.attention_levels, mid_attention=knobs.mid_attention,
+            dropout=knobs.dropout).to(self.device)
         self.ema = copy.deepcopy(self.unet).eval()
         for p in self.ema.parameters():
             p.requires_grad_(False)
         self.opt_unet = torch.optim.AdamW(self.unet.parameters(), lr=budget.lr,
                                           weight_decay=0.0)
-        self.schedule = NoiseSchedule(int(self.knob("num_train_timesteps")),
-                                      float(self.knob("beta_start")),
-                                      float(self.knob("beta_end")),
-                                      str(self.knob("beta_schedule")))
+        self.schedule = NoiseSchedule(knobs.num_train_timesteps, knobs.beta_start,
+                                      knobs.beta_end, knobs.beta_schedule)
 
     def _train_step(self, stage: str, images: torch.Tensor, labels: torch.Tensor,
                     step: int) -> dict[str, float]:
@@ -150,45 +136,30 @@ class DDPM(Generator):
         assert self.budget is not None
         total = self.budget.stage_steps("diffusion")
         for group in self.opt_unet.param_groups:
-            group["lr"] = self.budget.lr * cosine_lr(step, total, int(self.knob("warmup")))
+            group["lr"] = self.budget.lr * cosine_lr(step, total, self.knobs.warmup)
         self.unet.train()
         x0 = self._to_space(images)
         n = x0.shape[0]
         t = torch.randint(0, self.schedule.num_train_timesteps, (n,), device=x0.device)
         noise = torch.randn_like(x0)
         xt = self.schedule.add_noise(x0, noise, t)
-        drop = torch.rand(n, device=x0.device) < float(self.knob("p_uncond"))
+        drop = torch.rand(n, device=x0.device) < self.knobs.p_uncond
         y = torch.where(drop, torch.full_like(labels, self.n_classes), labels)
         loss = F.mse_loss(self.unet(xt, t, y).float(), noise)
         self.opt_unet.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.unet.parameters(), 1.0)
         self.opt_unet.step()
-        decay = min(float(self.knob("ema_decay")), (1 + step) / (10 + step))
+        decay = min(self.knobs.ema_decay, (1 + step) / (10 + step))
         ema_update(self.ema, self.unet, decay)
         return {"loss": float(loss.detach())}
 
     def _generate(self, labels: torch.Tensor, generator: torch.Generator,
-                  **kwargs: Any) -> torch.Tensor:
-        steps = int(kwargs.pop("num_inference_steps", self.knob("num_inference_steps")))
-        scale = float(kwargs.pop("guidance_scale", self.knob("guidance_scale")))
-        eta = float(kwargs.pop("eta", self.knob("eta")))
-        if kwargs:
-            raise TypeError(f"{self.family}.sample() got unknown options {sorted(kwargs)}")
-        if scale < 0:
-            raise ValueError(f"guidance_scale must be >= 0, got {scale}")
+                  knobs: DDPMKnobs) -> torch.Tensor:
         channels, size = self._space()
         x = ddim_sample(self.ema, self.schedule, (len(labels), channels, size, size), labels,
                         null_label=self.n_classes, generator=generator,
-                        num_inference_steps=steps, eta=eta, guidance_scale=scale,
+                        num_inference_steps=knobs.num_inference_steps, eta=knobs.eta,
+                        guidance_scale=knobs.guidance_scale,
                         clip_sample=self.clip_sample, device=self.device)
         return self._from_space(x).clamp(-1, 1)
-
-    def _state(self) -> dict[str, Any]:
-        return {"unet": self.unet.state_dict(), "ema": self.ema.state_dict(),
-                "opt_unet": self.opt_unet.state_dict()}
-
-    def _load_state(self, state: Mapping[str, Any]) -> None:
-        self.unet.load_state_dict(state["unet"])
-        self.ema.load_state_dict(state["ema"])
-        self.opt_unet.load_state_dict(state["opt_unet"])

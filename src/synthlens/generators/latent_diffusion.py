@@ -13,26 +13,25 @@ Sampling: DDIM with classifier-free guidance in latent space, then the decoder.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal, cast
 
 import torch
 
 from synthlens.data.dataset import ImageSet
 from synthlens.data.tensors import crop_to, frozen_outputs, pad_to, to_model_range, working_size
+from synthlens.errors import SettingError
 from synthlens.generators.autoencoder import KLAutoencoder, VQAutoencoder
 from synthlens.generators.base import Budget
-from synthlens.generators.ddpm import DDPM
+from synthlens.generators.ddpm import DDPM, DDPMKnobs
 from synthlens.nets.schedule import cosine_lr
 
-_AE_KNOBS = ("first_stage", "latent_channels", "ae_base_channels", "ae_channel_mults",
-             "ae_num_res_blocks", "ae_num_codes", "kl_weight", "ae_lr")
 
-
-class LatentDiffusion(DDPM):
-    """Class-conditional LDM. Besides the knobs of :class:`DDPM` (whose defaults here
-    are the study's schedule and a UNet sized for the latent), knobs left ``None`` come
-    from the budget's ``options``, else the default in brackets.
+@dataclass(frozen=True)
+class LDMKnobs(DDPMKnobs):
+    """Knobs of :class:`LatentDiffusion`: those of :class:`DDPMKnobs`, with the study's
+    schedule (1,000 steps, betas 0.0015 to 0.0195 ``scaled_linear``) and a UNet sized for
+    the latent (``channel_mults`` (1, 2), ``dropout`` 0) as defaults, plus the first stage.
 
     Parameters
     ----------
@@ -47,31 +46,45 @@ class LatentDiffusion(DDPM):
     kl_weight:
         KL weight of the KL autoencoder [1e-6, as the paper].
     ae_lr:
-        Autoencoder learning rate [``budget.lr``].
+        Autoencoder learning rate [None: ``budget.lr``].
     """
 
+    channel_mults: tuple[int, ...] = (1, 2)
+    dropout: float = 0.0
+    beta_start: float = 0.0015
+    beta_end: float = 0.0195
+    beta_schedule: Literal["linear", "scaled_linear", "cosine"] = "scaled_linear"
+    first_stage: Literal["vq", "kl"] = "vq"
+    latent_channels: int = 4
+    ae_base_channels: int = 64
+    ae_channel_mults: tuple[int, ...] = (1, 2, 2)
+    ae_num_res_blocks: int = 1
+    ae_num_codes: int = 512
+    kl_weight: float = 1e-6
+    ae_lr: float | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.ae_channel_mults:
+            raise SettingError("ae_channel_mults", "is empty; give one multiplier per level")
+
+
+class LatentDiffusion(DDPM):
+    """Class-conditional LDM; knobs: :class:`LDMKnobs` (each left out comes from the
+    budget's ``options``, else its default)."""
+
     family = "ldm"
-    defaults: Mapping[str, Any] = {
-        **DDPM.defaults, "beta_start": 0.0015, "beta_end": 0.0195,
-        "beta_schedule": "scaled_linear", "channel_mults": (1, 2), "attention_levels": (1,),
-        "dropout": 0.0, "first_stage": "vq", "latent_channels": 4, "ae_base_channels": 64,
-        "ae_channel_mults": (1, 2, 2), "ae_num_res_blocks": 1, "ae_num_codes": 512,
-        "kl_weight": 1e-6, "ae_lr": None,
-    }
+    Knobs = LDMKnobs
+    checkpointed = (*DDPM.checkpointed, "autoencoder", "opt_ae", "scale_factor")
     clip_sample = False  # latents have no fixed range
 
-    def __init__(self, first_stage: str | None = None, latent_channels: int | None = None,
-                 ae_base_channels: int | None = None,
-                 ae_channel_mults: tuple[int, ...] | list[int] | None = None,
-                 ae_num_res_blocks: int | None = None, ae_num_codes: int | None = None,
-                 kl_weight: float | None = None, ae_lr: float | None = None,
-                 **diffusion: Any) -> None:
-        ae = dict(zip(_AE_KNOBS, (first_stage, latent_channels, ae_base_channels,
-                                  ae_channel_mults, ae_num_res_blocks, ae_num_codes, kl_weight,
-                                  ae_lr), strict=True))
-        ae = {k: list(v) if isinstance(v, tuple) else v for k, v in ae.items()}
-        super().__init__(**diffusion, **ae)
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
         self.scale_factor = 1.0
+
+    @property
+    def knobs(self) -> LDMKnobs:
+        return cast(LDMKnobs, super().knobs)
 
     def stages(self) -> list[str]:
         return ["autoencoder", "diffusion"]
@@ -95,27 +108,24 @@ class LatentDiffusion(DDPM):
         return crop_to(self.autoencoder.decode(z / self.scale_factor), self.size)
 
     def _build(self, budget: Budget) -> None:
-        self._check_shape()
-        mults = tuple(int(m) for m in self.knob("ae_channel_mults"))
+        assert self.image_shape is not None
+        self.size = self.image_shape[0]
+        knobs = self.knobs
+        mults = knobs.ae_channel_mults
         self.factor = 2 ** (len(mults) - 1)
-        unet_levels = len(tuple(self.knob("channel_mults")))
+        unet_levels = len(knobs.channel_mults)
         self.work_size = working_size(self.size, self.factor * 2 ** (unet_levels - 1))
-        self.latent_channels = int(self.knob("latent_channels"))
-        kind = str(self.knob("first_stage"))
-        common = dict(base_channels=int(self.knob("ae_base_channels")), channel_mults=mults,
-                      num_res_blocks=int(self.knob("ae_num_res_blocks")))
-        if kind == "vq":
+        self.latent_channels = knobs.latent_channels
+        common = dict(base_channels=knobs.ae_base_channels, channel_mults=mults,
+                      num_res_blocks=knobs.ae_num_res_blocks)
+        if knobs.first_stage == "vq":
             self.autoencoder: KLAutoencoder | VQAutoencoder = VQAutoencoder(
-                self.channels, self.latent_channels, num_codes=int(self.knob("ae_num_codes")),
-                **common)
-        elif kind == "kl":
-            self.autoencoder = KLAutoencoder(self.channels, self.latent_channels,
-                                             kl_weight=float(self.knob("kl_weight")), **common)
+                self.channels, self.latent_channels, num_codes=knobs.ae_num_codes, **common)
         else:
-            raise ValueError(f"first_stage must be 'vq' or 'kl', got {kind!r}")
+            self.autoencoder = KLAutoencoder(self.channels, self.latent_channels,
+                                             kl_weight=knobs.kl_weight, **common)
         self.autoencoder.to(self.device)
-        ae_lr = self.knob("ae_lr")
-        self._ae_lr = float(ae_lr) if ae_lr is not None else budget.lr
+        self._ae_lr = knobs.ae_lr if knobs.ae_lr is not None else budget.lr
         self.opt_ae = torch.optim.Adam(self.autoencoder.parameters(), lr=self._ae_lr,
                                        betas=(0.5, 0.9))
         self._build_unet(budget)
@@ -151,9 +161,9 @@ class LatentDiffusion(DDPM):
         return {"loss": float(loss.detach()), **logs}
 
     def _generate(self, labels: torch.Tensor, generator: torch.Generator,
-                  **kwargs: Any) -> torch.Tensor:
+                  knobs: DDPMKnobs) -> torch.Tensor:
         self.autoencoder.eval()
-        return super()._generate(labels, generator, **kwargs)
+        return super()._generate(labels, generator, knobs)
 
     def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
         """First-stage reconstruction of model-range images (for diagnostics)."""
@@ -161,14 +171,3 @@ class LatentDiffusion(DDPM):
         with torch.no_grad():
             z = self.autoencoder.encode(pad_to(images, self.work_size), sample=False)
             return crop_to(self.autoencoder.decode(z), self.size)
-
-    def _state(self) -> dict[str, Any]:
-        return {**super()._state(), "autoencoder": self.autoencoder.state_dict(),
-                "opt_ae": self.opt_ae.state_dict(),
-                "scale_factor": torch.tensor(self.scale_factor, dtype=torch.float64)}
-
-    def _load_state(self, state: Mapping[str, Any]) -> None:
-        super()._load_state(state)
-        self.autoencoder.load_state_dict(state["autoencoder"])
-        self.opt_ae.load_state_dict(state["opt_ae"])
-        self.scale_factor = float(state["scale_factor"])

@@ -28,7 +28,8 @@ import copy
 import itertools
 import math
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -37,7 +38,8 @@ from torch.nn import functional as F
 
 from synthlens.data.tensors import crop_to, pad_to
 from synthlens.device import full_precision
-from synthlens.generators.base import Budget, Generator, ema_update
+from synthlens.errors import SettingError
+from synthlens.generators.base import Budget, Generator, ema_update, sample_knob
 from synthlens.generators.blocks import next_power_of_two
 
 _SQRT2 = math.sqrt(2.0)
@@ -286,16 +288,14 @@ def _requires_grad(module: nn.Module, flag: bool) -> None:
         p.requires_grad_(flag)
 
 
-class StyleGAN2(Generator):
-    """Class-conditional StyleGAN2 (single stage ``main``).
-
-    Knobs left ``None`` come from the budget's ``options`` (same name), else the default
-    in brackets.
+@dataclass(frozen=True)
+class StyleGAN2Knobs:
+    """Knobs of :class:`StyleGAN2` (defaults: ADA ``paper256``; budgets scale them down).
 
     Parameters
     ----------
     z_dim, w_dim, mapping_layers:
-        Latent sizes [512, 512] and mapping depth [8] (ADA ``paper256``; budgets scale down).
+        Latent sizes [512, 512] and mapping depth [8].
     channel_base, channel_max:
         Feature maps at resolution r: min(channel_base // r, channel_max) [16384, 512].
     r1_gamma, r1_interval:
@@ -305,54 +305,72 @@ class StyleGAN2(Generator):
     style_mixing:
         Probability of mixing two w's in a batch [0.0].
     g_lr, d_lr:
-        Adam learning rates [``budget.lr``]; betas (0, 0.99) as the official code.
+        Adam learning rates [None: ``budget.lr``]; betas (0, 0.99) as the official code.
     truncation:
-        Default psi for ``sample`` [1.0].
+        psi of every draw [1.0] (a sample knob), in [0, 1].
     noise_mode:
-        Default noise at sampling [``const``]: ``const`` (fixed maps), ``random`` or ``none``.
+        Noise of every draw [``const``] (a sample knob): ``const`` (fixed maps),
+        ``random`` or ``none``.
     """
 
-    family = "stylegan2"
+    z_dim: int = 512
+    w_dim: int = 512
+    mapping_layers: int = 8
+    channel_base: int = 16384
+    channel_max: int = 512
+    r1_gamma: float = 0.01
+    r1_interval: int = 16
+    ema_kimg: float = 10.0
+    ema_rampup: float = 0.05
+    style_mixing: float = 0.0
+    g_lr: float | None = None
+    d_lr: float | None = None
+    truncation: float = sample_knob(1.0)
+    noise_mode: Literal["const", "random", "none"] = sample_knob("const")
 
-    def __init__(self, z_dim: int | None = None, w_dim: int | None = None,
-                 mapping_layers: int | None = None, channel_base: int | None = None,
-                 channel_max: int | None = None, r1_gamma: float | None = None,
-                 r1_interval: int | None = None, ema_kimg: float | None = None,
-                 ema_rampup: float | None = None, style_mixing: float | None = None,
-                 g_lr: float | None = None, d_lr: float | None = None,
-                 truncation: float | None = None, noise_mode: str | None = None) -> None:
-        super().__init__(z_dim=z_dim, w_dim=w_dim, mapping_layers=mapping_layers,
-                         channel_base=channel_base, channel_max=channel_max,
-                         r1_gamma=r1_gamma, r1_interval=r1_interval, ema_kimg=ema_kimg,
-                         ema_rampup=ema_rampup, style_mixing=style_mixing, g_lr=g_lr,
-                         d_lr=d_lr, truncation=truncation, noise_mode=noise_mode)
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.truncation <= 1.0:
+            raise SettingError("truncation", f"psi must lie in [0, 1], got {self.truncation}")
+        if self.r1_interval < 1:
+            raise SettingError("r1_interval", f"must be at least 1, got {self.r1_interval}")
+
+
+class StyleGAN2(Generator[StyleGAN2Knobs]):
+    """Class-conditional StyleGAN2 (single stage ``main``); knobs: :class:`StyleGAN2Knobs`
+    (each left out comes from the budget's ``options``, else its default)."""
+
+    family = "stylegan2"
+    Knobs = StyleGAN2Knobs
+    # Generated at the next power of two and centre-cropped; 4 as the other families.
+    size_multiple = 4
+    checkpointed = ("G", "D", "G_ema", "opt_G", "opt_D")
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
         self._w_class_mean: torch.Tensor | None = None
 
     def _build(self, budget: Budget) -> None:
         assert self.image_shape is not None
         size = self.image_shape[0]
-        if size != self.image_shape[1] or size % 4:
-            raise ValueError(f"stylegan2 needs square images of a size divisible by 4, "
-                             f"got {self.image_shape}")
+        knobs = self.knobs
         self.size = size
         self.resolution = next_power_of_two(size)
-        base = int(self.setting("channel_base", 16384))
-        cmax = int(self.setting("channel_max", 512))
+        base, cmax = knobs.channel_base, knobs.channel_max
         channels = {2 ** i: min(base // 2 ** i, cmax)
                     for i in range(2, int(math.log2(self.resolution)) + 1)}
-        self.z_dim = int(self.setting("z_dim", 512))
+        self.z_dim = knobs.z_dim
         self.G = StyleGenerator(self.resolution, self.channels, self.n_classes,
-                                z_dim=self.z_dim, w_dim=int(self.setting("w_dim", 512)),
-                                mapping_layers=int(self.setting("mapping_layers", 8)),
+                                z_dim=self.z_dim, w_dim=knobs.w_dim,
+                                mapping_layers=knobs.mapping_layers,
                                 channels=channels).to(self.device)
         self.D = Discriminator(self.resolution, self.channels, self.n_classes,
                                channels).to(self.device)
         self.G_ema = copy.deepcopy(self.G).eval()
         _requires_grad(self.G_ema, False)
-        self.r1_gamma = float(self.setting("r1_gamma", 0.01))
-        self.r1_interval = int(self.setting("r1_interval", 16))
-        g_lr = float(self.setting("g_lr", budget.lr))
-        d_lr = float(self.setting("d_lr", budget.lr))
+        self.r1_gamma = knobs.r1_gamma
+        self.r1_interval = knobs.r1_interval
+        g_lr = knobs.g_lr if knobs.g_lr is not None else budget.lr
+        d_lr = knobs.d_lr if knobs.d_lr is not None else budget.lr
         # Lazy regularisation: scale D's lr and betas so that the R1 steps do not change
         # the effective optimisation (StyleGAN2 appendix B).
         ratio = self.r1_interval / (self.r1_interval + 1)
@@ -362,7 +380,7 @@ class StyleGAN2(Generator):
         self._w_class_mean = None
 
     def _mix_ws(self, ws: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        prob = float(self.setting("style_mixing", 0.0))
+        prob = self.knobs.style_mixing
         if prob <= 0 or float(torch.rand(())) >= prob:
             return ws
         cutoff = int(torch.randint(1, ws.shape[1], ()))
@@ -416,8 +434,8 @@ class StyleGAN2(Generator):
         self.opt_D.step()
         # G EMA with the official half-life and ramp-up.
         batch = len(labels)
-        ema_nimg = float(self.setting("ema_kimg", 10.0)) * 1000
-        rampup = float(self.setting("ema_rampup", 0.05))
+        ema_nimg = self.knobs.ema_kimg * 1000
+        rampup = self.knobs.ema_rampup
         if rampup > 0:
             ema_nimg = min(ema_nimg, (step + 1) * batch * rampup)
         ema_update(self.G_ema, self.G, 0.5 ** (batch / max(ema_nimg, 1e-8)))
@@ -438,15 +456,8 @@ class StyleGAN2(Generator):
         return self._w_class_mean
 
     def _generate(self, labels: torch.Tensor, generator: torch.Generator,
-                  **kwargs: Any) -> torch.Tensor:
-        psi = float(kwargs.pop("truncation", self.setting("truncation", 1.0)))
-        noise_mode = str(kwargs.pop("noise_mode", self.setting("noise_mode", "const")))
-        if kwargs:
-            raise TypeError(f"stylegan2.sample() got unknown options {sorted(kwargs)}")
-        if not 0.0 <= psi <= 1.0:
-            raise ValueError(f"truncation psi must be in [0, 1], got {psi}")
-        if noise_mode not in ("const", "random", "none"):
-            raise ValueError(f"noise_mode must be const, random or none, got {noise_mode!r}")
+                  knobs: StyleGAN2Knobs) -> torch.Tensor:
+        psi, noise_mode = knobs.truncation, knobs.noise_mode
         z = torch.randn(len(labels), self.z_dim, generator=generator).to(self.device)
         w = self.G_ema.mapping(z, labels)
         if psi != 1.0:
@@ -456,18 +467,9 @@ class StyleGAN2(Generator):
         img = self.G_ema.synthesis(ws, noise_mode, generator)
         return crop_to(img, self.size)
 
-    def _state(self) -> dict[str, Any]:
-        return {"G": self.G.state_dict(), "D": self.D.state_dict(),
-                "G_ema": self.G_ema.state_dict(), "opt_G": self.opt_G.state_dict(),
-                "opt_D": self.opt_D.state_dict()}
-
     def _load_state(self, state: Mapping[str, Any]) -> None:
-        self.G.load_state_dict(state["G"])
-        self.D.load_state_dict(state["D"])
-        self.G_ema.load_state_dict(state["G_ema"])
-        self.opt_G.load_state_dict(state["opt_G"])
-        self.opt_D.load_state_dict(state["opt_D"])
-        self._w_class_mean = None
+        super()._load_state(state)
+        self._w_class_mean = None  # computed again from the loaded mapping network
 
 
 def truncation_sweep(model: StyleGAN2, n_per_class: int | np.ndarray,

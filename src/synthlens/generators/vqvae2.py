@@ -20,8 +20,8 @@ At 28×28 the image is reflect-padded to 32×32, giving 4×4 top and 8×8 bottom
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import torch
@@ -30,19 +30,16 @@ from torch.nn import functional as F
 
 from synthlens.data.dataset import ImageSet
 from synthlens.data.tensors import crop_to, frozen_outputs, pad_to, to_model_range, working_size
-from synthlens.generators.base import Budget, Generator
+from synthlens.generators.base import Budget, Generator, sample_knob
 from synthlens.generators.pixelcnn import GatedPixelCNN
 from synthlens.generators.transformer import CodeTransformer
 from synthlens.nets.schedule import cosine_lr
 from synthlens.nets.vqvae2 import VQVAE2Net
 
 
-class VQVAE2(Generator):
-    """Two-level VQ-VAE with class-conditional gated PixelCNN priors.
-
-    Stages: ``vqvae`` (autoencoder, ``budget.steps`` scaled by ``stage_fractions``),
-    ``top_prior`` and ``bottom_prior``. Every knob left ``None`` comes from the budget's
-    ``options`` (same name), else the default in brackets.
+@dataclass(frozen=True)
+class VQVAE2Knobs:
+    """Knobs of :class:`VQVAE2`.
 
     Parameters
     ----------
@@ -61,37 +58,65 @@ class VQVAE2(Generator):
         With per-class priors, draw prior minibatches class-balanced [True], so that a
         minority class's priors see as many code maps per step as the majority's.
     prior_channels, prior_layers, prior_layers_bottom, prior_kernel:
-        Prior width [128], depth of the top prior [4 transformer blocks / 8 PixelCNN
-        layers] and of the bottom prior [same + 2], PixelCNN kernel [5].
+        Prior width [128], depth of the top prior [None: 4 transformer blocks / 8 PixelCNN
+        layers] and of the bottom prior [None: the top prior's + 2], PixelCNN kernel [5].
     prior_dropout:
         Dropout in the transformer prior [0.1]: the priors see only a few thousand maps.
     prior_lr:
-        Adam learning rate of the priors [``budget.lr``]; the autoencoder uses ``budget.lr``
-        (the study used 3e-4).
+        Adam learning rate of the priors [None: ``budget.lr``]; the autoencoder uses
+        ``budget.lr`` (the study used 3e-4).
     temperature:
-        Default softmax temperature of prior sampling [1.0]; below 1 trades variety for
-        fidelity (``sample(temperature=...)`` overrides it).
+        Softmax temperature of prior sampling [1.0] (a sample knob); below 1 trades
+        variety for fidelity.
+    """
+
+    channels: int = 128
+    res_channels: int = 32
+    n_res_blocks: int = 2
+    num_codes: int = 512
+    code_dim: int = 64
+    commitment: float = 0.25
+    ema_decay: float = 0.99
+    prior: Literal["transformer", "pixelcnn"] = "transformer"
+    prior_per_class: bool = True
+    balanced_priors: bool = True
+    prior_channels: int = 128
+    prior_layers: int | None = None
+    prior_layers_bottom: int | None = None
+    prior_kernel: int = 5
+    prior_dropout: float = 0.1
+    prior_lr: float | None = None
+    temperature: float = sample_knob(1.0)
+
+    @property
+    def top_layers(self) -> int:
+        """Depth of the top prior (``prior_layers``, else the default of ``prior``)."""
+        if self.prior_layers is not None:
+            return self.prior_layers
+        return 8 if self.prior == "pixelcnn" else 4
+
+    @property
+    def bottom_layers(self) -> int:
+        """Depth of the bottom prior (``prior_layers_bottom``, else the top's + 2)."""
+        if self.prior_layers_bottom is not None:
+            return self.prior_layers_bottom
+        return self.top_layers + 2
+
+
+class VQVAE2(Generator[VQVAE2Knobs]):
+    """Two-level VQ-VAE with class-conditional autoregressive priors; knobs:
+    :class:`VQVAE2Knobs` (each left out comes from the budget's ``options``, else its
+    default).
+
+    Stages: ``vqvae`` (autoencoder, ``budget.steps`` scaled by ``stage_fractions``),
+    ``top_prior`` and ``bottom_prior``.
     """
 
     family = "vqvae2"
-
-    def __init__(self, channels: int | None = None, res_channels: int | None = None,
-                 n_res_blocks: int | None = None, num_codes: int | None = None,
-                 code_dim: int | None = None, commitment: float | None = None,
-                 ema_decay: float | None = None, prior: str | None = None,
-                 prior_per_class: bool | None = None, balanced_priors: bool | None = None,
-                 prior_channels: int | None = None, prior_layers: int | None = None,
-                 prior_layers_bottom: int | None = None, prior_kernel: int | None = None,
-                 prior_dropout: float | None = None, prior_lr: float | None = None,
-                 temperature: float | None = None) -> None:
-        super().__init__(channels=channels, res_channels=res_channels,
-                         n_res_blocks=n_res_blocks, num_codes=num_codes, code_dim=code_dim,
-                         commitment=commitment, ema_decay=ema_decay, prior=prior,
-                         prior_per_class=prior_per_class, balanced_priors=balanced_priors,
-                         prior_channels=prior_channels, prior_layers=prior_layers,
-                         prior_layers_bottom=prior_layers_bottom, prior_kernel=prior_kernel,
-                         prior_dropout=prior_dropout, prior_lr=prior_lr,
-                         temperature=temperature)
+    Knobs = VQVAE2Knobs
+    # Reflect-padded to a multiple of 8 inside; 4 as the other families.
+    size_multiple = 4
+    checkpointed = ("net", "top_prior", "bottom_prior", "optimisers")
 
     def stages(self) -> list[str]:
         return ["vqvae", "top_prior", "bottom_prior"]
@@ -99,31 +124,24 @@ class VQVAE2(Generator):
     def _build(self, budget: Budget) -> None:
         assert self.image_shape is not None
         size = self.image_shape[0]
-        if size != self.image_shape[1] or size % 4:
-            raise ValueError(f"vqvae2 needs square images of a size divisible by 4, "
-                             f"got {self.image_shape}")
+        knobs = self.knobs
         self.size = size
         self.work_size = working_size(size, 8)
-        num_codes = int(self.setting("num_codes", 512))
+        num_codes = knobs.num_codes
         self.net = VQVAE2Net(
-            self.channels, channels=int(self.setting("channels", 128)),
-            res_channels=int(self.setting("res_channels", 32)),
-            n_res_blocks=int(self.setting("n_res_blocks", 2)), num_codes=num_codes,
-            code_dim=int(self.setting("code_dim", 64)),
-            decay=float(self.setting("ema_decay", 0.99)),
-            commitment=float(self.setting("commitment", 0.25))).to(self.device)
-        dim = int(self.setting("prior_channels", 128))
-        kind = str(self.setting("prior", "transformer"))
+            self.channels, channels=knobs.channels, res_channels=knobs.res_channels,
+            n_res_blocks=knobs.n_res_blocks, num_codes=num_codes, code_dim=knobs.code_dim,
+            decay=knobs.ema_decay, commitment=knobs.commitment).to(self.device)
+        dim = knobs.prior_channels
         top, bottom = self.work_size // 8, self.work_size // 4
         self.top_shape, self.bottom_shape = (top, top), (bottom, bottom)
         # One prior pair per class (the study's set-up), or one pair conditioned on the class.
-        self.per_class = bool(self.setting("prior_per_class", True))
+        self.per_class = knobs.prior_per_class
         n_models = self.n_classes if self.per_class else 1
         classes = 1 if self.per_class else self.n_classes
-        if kind == "pixelcnn":
-            kernel = int(self.setting("prior_kernel", 5))
-            top_layers = int(self.setting("prior_layers", 8))
-            bottom_layers = int(self.setting("prior_layers_bottom", top_layers + 2))
+        top_layers, bottom_layers = knobs.top_layers, knobs.bottom_layers
+        if knobs.prior == "pixelcnn":
+            kernel = knobs.prior_kernel
 
             def make_top() -> nn.Module:
                 return GatedPixelCNN(num_codes, dim=dim, n_layers=top_layers, kernel=kernel,
@@ -132,10 +150,8 @@ class VQVAE2(Generator):
             def make_bottom() -> nn.Module:
                 return GatedPixelCNN(num_codes, dim=dim, n_layers=bottom_layers, kernel=kernel,
                                      n_classes=classes, cond_codes=num_codes, cond_upsample=2)
-        elif kind == "transformer":
-            top_layers = int(self.setting("prior_layers", 4))
-            bottom_layers = int(self.setting("prior_layers_bottom", top_layers + 2))
-            dropout = float(self.setting("prior_dropout", 0.1))
+        else:
+            dropout = knobs.prior_dropout
 
             def make_top() -> nn.Module:
                 return CodeTransformer(num_codes, self.top_shape, dim=dim, n_layers=top_layers,
@@ -146,12 +162,10 @@ class VQVAE2(Generator):
                                        n_layers=bottom_layers, dropout=dropout,
                                        n_classes=classes, cond_codes=num_codes,
                                        cond_shape=self.top_shape)
-        else:
-            raise ValueError(f"prior must be 'transformer' or 'pixelcnn', got {kind!r}")
         self.top_prior = nn.ModuleList([make_top() for _ in range(n_models)]).to(self.device)
         self.bottom_prior = nn.ModuleList([make_bottom() for _ in range(n_models)]).to(
             self.device)
-        prior_lr = float(self.setting("prior_lr", budget.lr))
+        prior_lr = knobs.prior_lr if knobs.prior_lr is not None else budget.lr
         self.optimisers = {
             "vqvae": torch.optim.Adam(self.net.parameters(), lr=budget.lr),
             "top_prior": torch.optim.Adam(self.top_prior.parameters(), lr=prior_lr),
@@ -162,7 +176,7 @@ class VQVAE2(Generator):
     def _balanced_stages(self) -> tuple[str, ...]:
         # Per-class priors learn only from their class's share of each batch: balanced
         # batches give the minority class's priors as many examples as the majority's.
-        if self.per_class and self.setting("balanced_priors", True):
+        if self.per_class and self.knobs.balanced_priors:
             return ("top_prior", "bottom_prior")
         return ()
 
@@ -204,10 +218,8 @@ class VQVAE2(Generator):
         return logs
 
     def _generate(self, labels: torch.Tensor, generator: torch.Generator,
-                  **kwargs: Any) -> torch.Tensor:
-        temperature = float(kwargs.pop("temperature", self.setting("temperature", 1.0)))
-        if kwargs:
-            raise TypeError(f"vqvae2.sample() got unknown options {sorted(kwargs)}")
+                  knobs: VQVAE2Knobs) -> torch.Tensor:
+        temperature = knobs.temperature
         for module in (self.net, self.top_prior, self.bottom_prior):
             module.eval()
         id_t = self._prior_sample(self.top_prior, labels, self.top_shape, generator,
@@ -280,15 +292,3 @@ class VQVAE2(Generator):
         self.net.eval()
         with torch.no_grad():
             return crop_to(self.net(pad_to(images, self.work_size))[0], self.size)
-
-    def _state(self) -> dict[str, Any]:
-        return {"net": self.net.state_dict(), "top_prior": self.top_prior.state_dict(),
-                "bottom_prior": self.bottom_prior.state_dict(),
-                "optimisers": {k: o.state_dict() for k, o in self.optimisers.items()}}
-
-    def _load_state(self, state: Mapping[str, Any]) -> None:
-        self.net.load_state_dict(state["net"])
-        self.top_prior.load_state_dict(state["top_prior"])
-        self.bottom_prior.load_state_dict(state["bottom_prior"])
-        for key, optimiser in self.optimisers.items():
-            optimiser.load_state_dict(state["optimisers"][key])

@@ -32,6 +32,8 @@ from synthlens.data.augment import random_intensity, random_shift
 from synthlens.data.dataset import ImageSet
 from synthlens.data.tensors import to_model_range
 from synthlens.device import seeded_rng
+from synthlens.errors import SettingError
+from synthlens.settings import build, check_names
 from synthlens.stats import macro_auroc
 
 
@@ -174,33 +176,34 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHITECTURES:
-            raise ValueError(f"unknown classifier {self.arch!r}; choose from "
-                             f"{sorted(ARCHITECTURES)}")
+            raise SettingError("arch", f"unknown classifier {self.arch!r}",
+                               sorted(ARCHITECTURES))
         for name in ("epochs", "batch_size", "width", "convs_per_block"):
             if int(getattr(self, name)) < 1:
-                raise ValueError(f"classifier {name} must be at least 1, got "
-                                 f"{getattr(self, name)!r}")
+                raise SettingError(name, f"classifier {name} must be at least 1, got "
+                                         f"{getattr(self, name)!r}")
         if self.batch_size < 2:
-            raise ValueError("classifier batch_size must be at least 2 (BatchNorm)")
+            raise SettingError("batch_size", "classifier batch_size must be at least 2 "
+                                             "(BatchNorm)")
         if self.steps is not None and self.steps < 1:
-            raise ValueError(f"classifier steps must be at least 1, got {self.steps!r}")
+            raise SettingError("steps", f"classifier steps must be at least 1, got "
+                                        f"{self.steps!r}")
         if not 0.0 <= self.augment_intensity < 1.0:
-            raise ValueError(f"classifier augment_intensity must lie in [0, 1), got "
-                             f"{self.augment_intensity!r}")
+            raise SettingError("augment_intensity", f"classifier augment_intensity must lie "
+                                                    f"in [0, 1), got "
+                                                    f"{self.augment_intensity!r}")
         if not self.lr > 0:
-            raise ValueError(f"classifier lr must be positive, got {self.lr!r}")
+            raise SettingError("lr", f"classifier lr must be positive, got {self.lr!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
-        """Build from a budget's ``classifier`` mapping; unknown keys raise ``ValueError``."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown classifier setting(s) {unknown}; known: {sorted(known)}")
-        return cls(**values)
+        """Build from a budget's ``classifier`` mapping; unknown keys and values of the
+        wrong type raise :class:`~synthlens.errors.SettingError` (a ``ValueError``)."""
+        check_names(values, [f.name for f in fields(cls)], "classifier setting")
+        return build(cls, values, what="classifier setting")
 
     def model_kwargs(self, image_shape: tuple[int, ...] = (28, 28)) -> dict[str, Any]:
         """Constructor arguments of ``arch`` for images of ``image_shape`` ((H, W[, 3]))."""

@@ -37,8 +37,9 @@ from typing import Any
 import numpy as np
 
 from synthlens.data.dataset import ImageSet
-from synthlens.errors import InputError
+from synthlens.errors import InputError, SettingError
 from synthlens.nets.classifiers import TrainConfig
+from synthlens.settings import check_names
 from synthlens.utility.scores import TaskType
 
 #: Protocols that train a classifier on (part of) the synthetic set.
@@ -122,34 +123,35 @@ class UtilityConfig:
     def __post_init__(self) -> None:
         seeds = tuple(int(s) for s in self.seeds)
         if not seeds:
-            raise InputError(_SOURCE, "seeds is empty; give at least one training seed")
+            raise SettingError("seeds", "is empty; give at least one training seed")
         if len(set(seeds)) != len(seeds):
-            raise InputError(_SOURCE, f"seeds {list(seeds)} repeat a seed")
+            raise SettingError("seeds", f"{list(seeds)} repeat a seed")
         object.__setattr__(self, "seeds", seeds)
         if self.protocols is not None:
             protocols = tuple(str(p) for p in self.protocols)
-            unknown = [p for p in protocols if p not in PROTOCOLS]
-            if unknown:
-                raise InputError(_SOURCE, f"unknown protocol {unknown[0]!r}; choose from "
-                                          f"{list(PROTOCOLS)}")
+            for j, protocol in enumerate(protocols):
+                if protocol not in PROTOCOLS:
+                    raise SettingError(f"protocols[{j}]", f"unknown protocol {protocol!r}",
+                                       PROTOCOLS)
             if not protocols:
-                raise InputError(_SOURCE, "protocols is empty")
+                raise SettingError("protocols", "is empty")
             object.__setattr__(self, "protocols", tuple(dict.fromkeys(protocols)))
         if not (math.isfinite(self.augment_ratio) and self.augment_ratio > 0):
-            raise InputError(_SOURCE, f"augment_ratio must be a positive number, got "
-                                      f"{self.augment_ratio!r}")
+            raise SettingError("augment_ratio", f"must be a positive number, got "
+                                                f"{self.augment_ratio!r}")
         if not 0 < self.low_data_fraction < 1:
-            raise InputError(_SOURCE, f"low_data_fraction must lie in (0, 1), got "
-                                      f"{self.low_data_fraction!r}")
+            raise SettingError("low_data_fraction", f"must lie in (0, 1), got "
+                                                    f"{self.low_data_fraction!r}")
         if self.task not in TASKS:
-            raise InputError(_SOURCE, f"unknown task {self.task!r}; choose from {list(TASKS)}")
+            raise SettingError("task", f"unknown task {self.task!r}", TASKS)
         if self.cross_task_model not in CROSS_TASK_MODELS:
-            raise InputError(_SOURCE, f"unknown cross_task_model {self.cross_task_model!r}; "
-                                      f"choose from {list(CROSS_TASK_MODELS)}")
+            raise SettingError("cross_task_model", f"unknown cross_task_model "
+                                                   f"{self.cross_task_model!r}",
+                               CROSS_TASK_MODELS)
         if int(self.n_bootstrap) < 0:
-            raise InputError(_SOURCE, f"n_bootstrap must be >= 0, got {self.n_bootstrap!r}")
+            raise SettingError("n_bootstrap", f"must be >= 0, got {self.n_bootstrap!r}")
         if not 0 < self.ci_level < 1:
-            raise InputError(_SOURCE, f"ci_level must lie in (0, 1), got {self.ci_level!r}")
+            raise SettingError("ci_level", f"must lie in (0, 1), got {self.ci_level!r}")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any] | None) -> UtilityConfig:
@@ -159,23 +161,20 @@ class UtilityConfig:
         :func:`default_classifier`.
         """
         values = dict(values or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise InputError(_SOURCE, f"unknown key(s) {unknown}; known: {sorted(known)}")
+        check_names(values, [f.name for f in fields(cls)], "key of the utility settings")
         classifier = values.pop("classifier", None)
         if classifier is not None:
             if not isinstance(classifier, dict):
-                raise InputError(_SOURCE, "classifier must be a mapping of settings")
+                raise SettingError("classifier", "must be a mapping of settings")
             base = default_classifier().to_dict()
             try:
                 values["classifier"] = TrainConfig.from_dict({**base, **classifier})
-            except (TypeError, ValueError) as err:
-                raise InputError(f"{_SOURCE} classifier", str(err)) from None
+            except SettingError as err:
+                raise err.within("classifier") from None
         for key in ("seeds", "protocols"):
             if values.get(key) is not None:
                 if isinstance(values[key], str | bytes) or not hasattr(values[key], "__iter__"):
-                    raise InputError(_SOURCE, f"{key} must be a list, got {values[key]!r}")
+                    raise SettingError(key, f"must be a list, got {values[key]!r}")
                 values[key] = tuple(values[key])
         return cls(**values)
 
