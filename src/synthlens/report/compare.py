@@ -92,6 +92,41 @@ def _findings(fa: list[dict[str, str]], fb: list[dict[str, str]]) -> str:
             f'<div><h3>Run B</h3><ul class="findings">{items(fb)}</ul></div></div>')
 
 
+def difference_rows(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (set, metric) present in any run: each run's value and CI, and each later
+    run's difference from the first (``B − A``, ``C − A``, ...), for ``synthlens compare``."""
+    sets = list(dict.fromkeys(s for r in runs for s in r["sets"]))
+    metrics = list(dict.fromkeys(m for r in runs for m in table.metric_names(r)))
+    metrics.sort(key=table.metric_order)
+    rows: list[dict[str, Any]] = []
+    for s in sets:
+        for m in metrics:
+            values = [table.value(r, s, m) if s in r["sets"] else math.nan for r in runs]
+            if not any(math.isfinite(v) for v in values):
+                continue
+            cis = [table.ci(r, s, m) if s in r["sets"] else None for r in runs]
+            rows.append({"set": s, "metric": m, "values": values, "cis": cis,
+                         "differences": [v - values[0] for v in values[1:]]})
+    return rows
+
+
+def difference_text(rows: list[dict[str, Any]], labels: list[str]) -> str:
+    """The rows of :func:`difference_rows` as an aligned plain-text table (one line each)."""
+    def cell(v: float, ci: tuple[float, float] | None) -> str:
+        if not math.isfinite(v):
+            return "–"
+        return fmt(v) + (f" [{fmt(ci[0])}, {fmt(ci[1])}]" if ci else "")
+
+    header = ["set", "metric", *labels,
+              *(f"{label} − {labels[0]}" for label in labels[1:])]
+    body = [[r["set"], r["metric"], *(cell(v, c) for v, c in zip(r["values"], r["cis"],
+                                                                 strict=True)),
+             *(fmt(d) if math.isfinite(d) else "–" for d in r["differences"])] for r in rows]
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *body, strict=True)]
+    return "\n".join("  ".join(str(x).ljust(w) for x, w in zip(line, widths, strict=True)).rstrip()
+                     for line in [header, *body]) + "\n"
+
+
 def compare_runs(run_a: str | Path, run_b: str | Path, out: str | Path) -> Path:
     """Write a self-contained HTML comparison of two run folders to ``out``; return its path."""
     ra, rb = RunFiles.open(run_a), RunFiles.open(run_b)
