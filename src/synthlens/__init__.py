@@ -6,7 +6,8 @@ The pipeline reads like the package: data -> generators -> features -> metrics -
 """
 
 from synthlens.errors import InputError
+from synthlens.results import Results, open_run
 
 __version__ = "0.1.0"
 
-__all__ = ["InputError", "__version__"]
+__all__ = ["InputError", "Results", "__version__", "open_run"]

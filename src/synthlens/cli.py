@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from synthlens import __version__
-from synthlens.config import STAGES
+from synthlens.config import REFERENCE_SETS, STAGES
 from synthlens.errors import InputError, StageError
 
 DESCRIPTION = """\
@@ -54,7 +54,7 @@ def _synthetic_pairs(pairs: Sequence[str]) -> dict[str, str]:
             raise InputError(pair, "--synthetic takes NAME=PATH (e.g. stylegan=samples.npz)")
         if name in out:
             raise InputError(pair, f"synthetic set name {name!r} given twice")
-        if name in ("real-only", "real-holdout", "noise"):
+        if name in ("real-only", *REFERENCE_SETS):
             raise InputError(pair, f"{name!r} is a reserved set name; choose another")
         out[name] = path
     return out

@@ -35,7 +35,7 @@ DEFAULTS: dict[str, Any] = {
     # Generators to train: {name, family, params, sample: {knob: value or [values]}}.
     "generators": [{"name": "cvae", "family": "cvae", "params": {}}],
     # Non-learned reference sets computed by the harness.
-    "references": ["real-holdout", "noise"],
+    "references": ["real-holdout", "real-duplicate", "noise"],
     # User-supplied synthetic sets: {name: path}.
     "synthetic": {},
     # features.options: per-extractor settings merged over the budget's (e.g. a
@@ -50,6 +50,10 @@ DEFAULTS: dict[str, Any] = {
     # Per-budget overrides merged over configs/budgets.yaml (same structure).
     "budget_overrides": {},
 }
+
+#: The non-learned reference sets the harness computes itself (never correlated; every score
+#: is read against them): unseen real images, training images replayed, and noise.
+REFERENCE_SETS = ("real-holdout", "real-duplicate", "noise")
 
 # Stages a run can stop after (`synthlens run --stop-after`); utility and report follow.
 STAGES = ("data", "generate", "features", "score")
@@ -127,8 +131,9 @@ def resolve_config(raw: Mapping[str, Any] | None = None, *, source: str = "<conf
     if features["primary"] not in features["extractors"]:
         features["primary"] = features["extractors"][0]
     for ref in config["references"]:
-        if ref not in ("real-holdout", "noise"):
-            raise InputError(source, f"unknown reference {ref!r}; use real-holdout or noise")
+        if ref not in REFERENCE_SETS:
+            raise InputError(source, f"references: unknown reference {ref!r}; accepted: "
+                                     f"{', '.join(REFERENCE_SETS)}")
     clash = names & set(config["synthetic"]) | names & set(config["references"])
     if clash:
         raise InputError(source, f"set name {sorted(clash)[0]!r} is used twice")

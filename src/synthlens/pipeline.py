@@ -33,7 +33,7 @@ from synthlens.data import (
 )
 from synthlens.device import resolve_device
 from synthlens.errors import InputError
-from synthlens.generators import Budget, get_generator, noise_reference
+from synthlens.generators import Budget, duplicate_reference, get_generator, noise_reference
 from synthlens.hashing import json_sha256
 from synthlens.io import read_json, write_json
 from synthlens.metrics.base import MetricResult
@@ -197,6 +197,9 @@ class Pipeline:
         for ref in self.config["references"]:
             if ref == "real-holdout":
                 entry = SetEntry(ref, "reference", splits.holdout, "real-holdout")
+            elif ref == "real-duplicate":
+                images = duplicate_reference(splits.fit_train, counts, seed=self.seed, name=ref)
+                entry = SetEntry(ref, "reference", images, "real-duplicate")
             else:
                 images = noise_reference(splits.fit_train, counts, seed=self.seed, name=ref)
                 entry = SetEntry(ref, "reference", images, "noise")

@@ -78,6 +78,7 @@ def findings(results: dict[str, Any], analysis: dict[str, Any]) -> list[dict[str
                     "could not be tested."})
     else:
         out += _gain_findings(results, analysis, primary)
+        out += _duplicate_control_findings(analysis, primary)
         out += _best_set_findings(results, analysis, primary)
         out += _predictor_findings(analysis, primary, alpha)
     out += _tradeoff_findings(analysis)
@@ -115,6 +116,36 @@ def _gain_findings(results: dict[str, Any], analysis: dict[str, Any], primary: s
         if g_best["status"] != "better":
             text += " Even this gain is not significant."
     return [{"id": "utility_gain", "level": "key", "text": text}]
+
+
+#: The reference set that replays training images (count-matched, with replacement).
+DUPLICATE_CONTROL = "real-duplicate"
+
+
+def _duplicate_control_findings(analysis: dict[str, Any], primary: str
+                                ) -> list[dict[str, str]]:
+    """Every gain read against replaying the training images: a synthetic set that does not
+    beat ``real-duplicate`` adds nothing a copy of the data would not."""
+    control = analysis["utility_gains"].get(DUPLICATE_CONTROL)
+    if control is None or not _finite(control.get("gain")):
+        return []
+    label = short_utility_label(primary)
+    gains = {s: g for s, g in analysis["utility_gains"].items() if s in analysis["sets"]
+             and _finite(g["gain"])}
+    c_gain, c_ci = control["gain"], control.get("ci")
+    ci_part = f" ({fmt_ci(c_ci)})" if c_ci else ""
+    text = (f"The real-duplicate control (training images drawn again, as many as each set) "
+            f"changed {label} by {fmt_signed(c_gain)}{ci_part} against real-only.")
+    if gains:
+        above = [s for s, g in gains.items() if g["gain"] > c_gain]
+        clear = [s for s in above if gains[s].get("ci") and c_ci
+                 and gains[s]["ci"][0] > c_ci[1]]
+        text += (f" {len(above)} of {len(gains)} synthetic sets gained more than it, "
+                 f"{len(clear)} with a CI wholly above the control's"
+                 + (f" ({', '.join(clear)})." if clear else "."))
+        if not clear:
+            text += " No gain here is clearly more than replaying the training data gives."
+    return [{"id": "duplicate_control", "level": "key", "text": text}]
 
 
 def _overlap(a: tuple[float, float] | None, b: tuple[float, float] | None) -> bool | None:

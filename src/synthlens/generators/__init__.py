@@ -11,12 +11,13 @@ import os
 
 import torch
 
+from synthlens.config import REFERENCE_SETS
 from synthlens.generators.base import Budget, Generator
 from synthlens.generators.cvae import ConditionalVAE
 from synthlens.generators.dcgan import DCGAN
 from synthlens.generators.ddpm import DDPM
 from synthlens.generators.latent_diffusion import LatentDiffusion
-from synthlens.generators.references import noise_reference
+from synthlens.generators.references import duplicate_reference, noise_reference
 from synthlens.generators.stylegan2 import StyleGAN2, truncation_sweep
 from synthlens.generators.vqvae2 import VQVAE2
 
@@ -26,7 +27,7 @@ GENERATORS: dict[str, type[Generator]] = {
 }
 
 #: Families the harness computes itself instead of training.
-REFERENCES = ("real-holdout", "noise")
+REFERENCES = REFERENCE_SETS
 
 
 def get_generator(family: str, **params: object) -> Generator:
@@ -56,6 +57,7 @@ __all__ = [
     "Generator",
     "LatentDiffusion",
     "StyleGAN2",
+    "duplicate_reference",
     "get_generator",
     "load_generator",
     "noise_reference",
