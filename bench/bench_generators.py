@@ -36,12 +36,12 @@ import yaml
 from scipy import linalg
 from scipy.stats import spearmanr
 
+from synthlens.config import sweep_variants
 from synthlens.data.dataset import ImageSet
 from synthlens.data.npz import load_imageset, load_npz
 from synthlens.generators import Generator, load_generator
 from synthlens.generators.blocks import crop_to
 from synthlens.io import read_json, write_json
-from synthlens.pipeline import sweep_variants
 from synthlens.utility.classifiers import (
     TrainConfig,
     TrainedClassifier,
