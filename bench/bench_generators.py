@@ -36,6 +36,7 @@ import yaml
 from scipy import linalg
 from scipy.stats import spearmanr
 
+from synthlens.config import sweep_variants
 from synthlens.data.dataset import ImageSet
 from synthlens.data.npz import load_imageset, load_npz
 from synthlens.data.tensors import crop_to
@@ -47,7 +48,6 @@ from synthlens.nets.classifiers import (
     build_classifier,
     train_classifier,
 )
-from synthlens.pipeline import sweep_variants
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "pneumoniamnist.npz"
 JUDGE = TrainConfig(arch="small_cnn", epochs=12, batch_size=64, width=32, lr=0.004,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -114,3 +116,42 @@ def test_bad_image_folder_exits_2_naming_the_file(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1
     assert "notes.txt" in err and not out.exists()
+
+
+def test_evaluate_options_are_checked_and_named(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """``evaluate``'s --metrics, --extractors and --protocols go through the same checks
+    and the message names the option."""
+    base = ["evaluate", "--real", "demo", "--synthetic", f"s={tmp_path / 'none.npz'}",
+            "--budget", "smoke", "--quiet"]
+    cases = [(["--metrics", "fid", "precison"], "--metrics: unknown metric 'precison'"),
+             (["--extractors", "inceptoin"], "--extractors: unknown extractor 'inceptoin'"),
+             (["--protocols", "augmnt"], "--protocols: unknown protocol 'augmnt'")]
+    for extra, expected in cases:
+        out = tmp_path / "out"
+        code = main([*base, *extra, "--out", str(out)])
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and len(err.splitlines()) == 1, err
+        assert err.startswith(f"synthlens: error: {expected}; accepted: "), err
+        assert not out.exists()
+    code = main(["evaluate", "--real", "demo", "--synthetic", f"noise={tmp_path / 'x.npz'}",
+                 "--out", str(tmp_path / "out"), "--quiet"])
+    assert code == 2
+    assert "--synthetic: 'noise' is a reserved set name" in capsys.readouterr().err
+
+
+def test_protocols_none_skips_utility(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """``--protocols none`` (as the help says) means no utility stage: protocols []."""
+    from synthlens import pipeline
+
+    seen = {}
+
+    def fake_run(config: object, out: object, **_: object) -> Path:
+        seen["config"] = config
+        return tmp_path
+
+    monkeypatch.setattr(pipeline, "run", fake_run)
+    assert main(["evaluate", "--real", "demo", "--synthetic", "s=x.npz", "--protocols",
+                 "none", "--out", str(tmp_path / "o"), "--quiet"]) == 0
+    assert seen["config"].utility.protocols == ()  # type: ignore[attr-defined]
+    assert seen["config"]["utility"]["protocols"] == []  # type: ignore[index]

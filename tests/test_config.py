@@ -27,7 +27,8 @@ def test_resolve_expands_budget_and_applies_overrides():
 def test_unknown_key_is_named(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("datasett: {source: demo}\n")
-    with pytest.raises(InputError, match=r"c\.yaml: unknown key 'datasett'"):
+    with pytest.raises(InputError, match=r"c\.yaml: datasett: unknown key of the config; "
+                                         r"accepted: budget, budget_overrides, dataset, "):
         load_config(path)
 
 
@@ -62,6 +63,57 @@ def test_packaged_demo_config_resolves():
     assert config["dataset"]["source"] == "demo"
     for spec in config["generators"]:
         assert spec["family"] in config["budget_settings"]["generators"]
+
+
+def test_resolved_config_is_typed_and_round_trips_through_config_yaml():
+    """resolve_config returns a typed RunConfig; its to_dict() is plain YAML data (what
+    the run folder's config.yaml holds) and reads back to the same config."""
+    import yaml
+
+    from synthlens.config import GeneratorSpec, RunConfig
+    from synthlens.generators import Budget
+
+    raw = {"budget": "smoke", "generators": [
+        {"family": "stylegan2", "sample": {"truncation": [0.5, 1.0]}},
+        {"name": "small", "family": "ddpm", "params": {"channel_mults": [1, 2]}}],
+        "metrics": {"names": ["fid", "recall"]}}
+    config = resolve_config(raw, source="x.yaml")
+    assert isinstance(config, RunConfig) and config.source == "x.yaml"
+    first, second = config.generators
+    assert isinstance(first, GeneratorSpec) and first.name == "stylegan2"
+    assert second.name == "small" and second.params == {"channel_mults": [1, 2]}
+    assert first.variants() == [("stylegan2-truncation0.5", {"truncation": 0.5}),
+                                ("stylegan2-truncation1", {"truncation": 1.0})]
+    assert config.metrics.names == ("fid", "recall") and not config.metrics.all
+    assert config.features.primary == "domain" and config.utility.protocols is None
+    budget = config.budget_settings.generator_budget("ddpm")
+    assert isinstance(budget, Budget) and budget.steps == 20
+    assert config.budget_settings.utility_config().seeds == (0, 1)
+    plain = config.to_dict()
+    assert yaml.safe_load(yaml.safe_dump(plain, sort_keys=False)) == plain
+    # params and sample stay as written: they enter the generator stage's fingerprint
+    assert plain["generators"][1] == {"name": "small", "family": "ddpm",
+                                      "params": {"channel_mults": [1, 2]}, "sample": {}}
+    assert plain["metrics"] == {"names": ["fid", "recall"], "k": 5}
+    assert list(plain)[-1] == "budget_settings" and "budget_overrides" not in plain
+    assert dict(config) == plain and config["generators"] == plain["generators"]
+    assert RunConfig.from_resolved(plain, source="config.yaml") == config
+    assert RunConfig.from_resolved(config) is config
+
+
+def test_primary_defaults_to_domain_else_the_first_extractor():
+    assert resolve_config({"features": {"extractors": ["pixels", "domain"]}}) \
+        .features.primary == "domain"
+    assert resolve_config({"features": {"extractors": ["pixels"]}}).features.primary == "pixels"
+    with pytest.raises(InputError, match=r"features\.primary: 'inception' is not one of"):
+        resolve_config({"features": {"extractors": ["pixels"], "primary": "inception"}})
+
+
+def test_extractor_options_merge_the_config_over_the_budget():
+    config = resolve_config({"budget": "smoke",
+                             "features": {"options": {"domain": {"width": 24}}}})
+    assert config.extractor_options("domain") == {"epochs": 1, "width": 24}
+    assert config.extractor_options("pixels") == {}
 
 
 def test_shipped_example_configs_resolve():

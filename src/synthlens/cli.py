@@ -1,8 +1,9 @@
 """Command line: argument parsing only; every command calls :mod:`synthlens.pipeline`.
 
-Exit codes: 0 success, 2 bad input (one line on stderr naming the file and the problem),
-1 anything else (a bug: the traceback is shown; when a stage of a run failed, a last line
-names the stage and the file it was writing), 130 interrupted.
+Exit codes: 0 success, 2 bad input (one line on stderr naming the file and the problem,
+and for a config setting its key path and the accepted values; the whole config is checked
+before a run folder exists), 1 anything else (a bug: the traceback is shown; when a stage of
+a run failed, a last line names the stage and the file it was writing), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from synthlens import __version__
-from synthlens.config import REFERENCE_SETS, STAGES
+from synthlens.config import BUDGETS, DEVICES, STAGES
 from synthlens.errors import InputError, StageError
 
 DESCRIPTION = """\
@@ -47,6 +48,7 @@ def _mode(args: argparse.Namespace) -> str:
 
 
 def _synthetic_pairs(pairs: Sequence[str]) -> dict[str, str]:
+    """``NAME=PATH`` pairs (the names are checked with the rest of the config)."""
     out: dict[str, str] = {}
     for pair in pairs:
         name, sep, path = pair.partition("=")
@@ -54,8 +56,6 @@ def _synthetic_pairs(pairs: Sequence[str]) -> dict[str, str]:
             raise InputError(pair, "--synthetic takes NAME=PATH (e.g. stylegan=samples.npz)")
         if name in out:
             raise InputError(pair, f"synthetic set name {name!r} given twice")
-        if name in ("real-only", *REFERENCE_SETS):
-            raise InputError(pair, f"{name!r} is a reserved set name; choose another")
         out[name] = path
     return out
 
@@ -69,7 +69,7 @@ def _add_common(parser: argparse.ArgumentParser, *, out: bool = True) -> None:
                                  "stages whose inputs and config are unchanged")
         parser.add_argument("--force", action="store_true",
                             help="replace an existing run in --out")
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None,
+    parser.add_argument("--device", choices=list(DEVICES), default=None,
                         help="where to train and extract features (default: auto = cuda "
                              "when a GPU is present)")
     parser.add_argument("--seed", type=int, default=None, help="master random seed (default 0)")
@@ -89,8 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "phantoms (normal vs pneumonia-like opacity), score every synthetic set "
                     "and write results.json, results.csv and report.html. Needs no files "
                     "and no network.")
-    demo.add_argument("--budget", choices=["smoke", "demo", "standard", "full"],
-                      default="demo",
+    demo.add_argument("--budget", choices=list(BUDGETS), default="demo",
                       help="how long to train: smoke (< 2 min, for tests), demo (default, "
                            "< 10 min on 2 CPU cores), standard, full (GPU)")
     _add_common(demo)
@@ -101,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "feature extractors, metrics, utility protocols, seed). See "
                     "configs/*.yaml for examples.")
     run.add_argument("config", metavar="CONFIG.yaml")
-    run.add_argument("--budget", choices=["smoke", "demo", "standard", "full"], default=None,
+    run.add_argument("--budget", choices=list(BUDGETS), default=None,
                      help="override the config's budget")
     run.add_argument("--stop-after", choices=list(STAGES), default=None, metavar="STAGE",
                      help="end the run after this stage (data, generate, features, score), "
@@ -123,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="real labelled data (.npz, folder or MedMNIST name)")
     evaluate.add_argument("--synthetic", required=True, nargs="+", metavar="NAME=PATH",
                           help="synthetic sets to score")
-    evaluate.add_argument("--budget", choices=["smoke", "demo", "standard", "full"],
+    evaluate.add_argument("--budget", choices=list(BUDGETS),
                           default="demo", help="training budget of the utility classifiers "
                                                "and in-domain encoder (default demo)")
     evaluate.add_argument("--extractors", nargs="+", metavar="NAME", default=None,
@@ -131,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--metrics", nargs="+", metavar="NAME", default=None,
                           help="metrics to compute (default: the full battery)")
     evaluate.add_argument("--protocols", nargs="*", metavar="NAME", default=None,
-                          help="utility protocols (default augment; none to skip utility)")
+                          help="utility protocols (default: the budget's; none to skip utility)")
     _add_common(evaluate)
 
     report = commands.add_parser(
@@ -167,10 +166,11 @@ def _dispatch(args: argparse.Namespace) -> Path:
         return pipeline.run(config, out, mode=mode, progress=progress, on_stage=on_stage,
                             stop_after=args.stop_after, redo=args.redo)
     synthetic = _synthetic_pairs(args.synthetic)
+    protocols = [] if args.protocols == ["none"] else args.protocols
     return pipeline.evaluate(args.real, synthetic, out, budget=args.budget,
                              seed=args.seed or 0, device=device or "auto", mode=mode,
                              extractors=args.extractors, metrics=args.metrics,
-                             protocols=args.protocols, progress=progress, on_stage=on_stage)
+                             protocols=protocols, progress=progress, on_stage=on_stage)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

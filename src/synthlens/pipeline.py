@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 import synthlens
-from synthlens.config import STAGES, resolve_config
+from synthlens.config import STAGES, GeneratorSpec, RunConfig, resolve_config
 from synthlens.data import (
     ImageSet,
     RealData,
@@ -32,8 +32,8 @@ from synthlens.data import (
     save_imageset,
 )
 from synthlens.device import resolve_device
-from synthlens.errors import InputError
-from synthlens.generators import Budget, duplicate_reference, get_generator, noise_reference
+from synthlens.errors import InputError, SettingError
+from synthlens.generators import GENERATORS, duplicate_reference, get_generator, noise_reference
 from synthlens.hashing import json_sha256
 from synthlens.io import read_json, write_json
 from synthlens.metrics.base import MetricResult
@@ -91,26 +91,24 @@ Scores = dict[str, dict[str, MetricResult]]  # set name -> metric name -> result
 class Inputs:
     """Everything read from the user's files, validated, before the run folder exists."""
 
-    config: dict[str, Any]
+    config: dict[str, Any]  # the resolved config, as config.yaml holds it
     real: RealData
     user_sets: dict[str, ImageSet]
     cross_task: RealData | None
+    settings: RunConfig  # the same config, typed
 
 
-def extractor_options(config: Mapping[str, Any], name: str) -> dict[str, Any]:
-    """An extractor's settings: the budget's, overridden by ``features.options[name]``."""
-    budget = config["budget_settings"].get("features", {}).get(name, {})
-    return {**budget, **(config["features"].get("options") or {}).get(name, {})}
-
-
-def load_inputs(config: dict[str, Any]) -> Inputs:
-    """Read and validate the dataset and any user synthetic sets named by ``config``."""
-    dataset = config["dataset"]
-    real = load_dataset(str(dataset["source"]), size=dataset.get("size"),
-                        cache_dir=dataset.get("cache_dir"),
-                        download=bool(dataset.get("download", True)), seed=config["seed"])
+def load_inputs(config: Mapping[str, Any]) -> Inputs:
+    """Check the config (a :class:`RunConfig`, or its resolved dict form) and read and
+    validate the dataset, the user's synthetic sets and the extractors' weights; also
+    check that every generator family and extractor takes the data's image size."""
+    settings = RunConfig.from_resolved(config)
+    dataset = settings.dataset
+    real = load_dataset(dataset.source, size=dataset.size, cache_dir=dataset.cache_dir,
+                        download=dataset.download, seed=settings.seed)
+    _check_image_shape(settings, real)
     user_sets = {}
-    for name, path in config["synthetic"].items():
+    for name, path in settings.synthetic.items():
         images = load_synthetic(path, real.class_names, name)
         if images.image_shape != real.image_shape:
             raise InputError(path, f"images are {images.image_shape} but the real data "
@@ -118,11 +116,28 @@ def load_inputs(config: dict[str, Any]) -> Inputs:
         user_sets[name] = images
     from synthlens.features import get_extractor
 
-    for name in config["features"]["extractors"]:
-        get_extractor(name, **extractor_options(config, name))  # weights found, options valid
-    cross = config["utility"].get("cross_task_dataset")
-    cross_task = load_dataset(str(cross), seed=config["seed"]) if cross else None
-    return Inputs(config, real, user_sets, cross_task)
+    for name in settings.features.extractors:
+        get_extractor(name, **settings.extractor_options(name))  # weights found, options valid
+    cross = settings.utility.cross_task_dataset
+    cross_task = load_dataset(cross, seed=settings.seed) if cross else None
+    return Inputs(settings.to_dict(), real, user_sets, cross_task, settings)
+
+
+def _check_image_shape(settings: RunConfig, real: RealData) -> None:
+    """Every generator family and extractor takes the real data's images."""
+    from synthlens.features import available_extractors, extractor_class
+
+    checks = [(f"generators[{i}]", GENERATORS[spec.family])
+              for i, spec in enumerate(settings.generators)]
+    checks += [(f"features.extractors[{j}]", extractor_class(name))
+               for j, name in enumerate(settings.features.extractors)
+               if name in available_extractors()]
+    for key, declared in checks:
+        try:
+            declared.check_image_shape(real.image_shape)
+        except ValueError as error:
+            raise SettingError(key, f"{error} (the images of {real.name})",
+                               file=settings.source) from None
 
 
 def sample_counts(train: ImageSet, fraction: float) -> np.ndarray:
@@ -130,18 +145,6 @@ def sample_counts(train: ImageSet, fraction: float) -> np.ndarray:
     return np.maximum(1, np.round(train.class_counts() * fraction)).astype(np.int64)
 
 
-def sweep_variants(spec: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    """Expand ``sample: {knob: [values]}`` into named sets (one knob may sweep)."""
-    sample = dict(spec.get("sample") or {})
-    swept = [k for k, v in sample.items() if isinstance(v, list)]
-    if len(swept) > 1:
-        raise InputError(spec["name"], f"only one sampling knob can sweep, got {swept}")
-    if not swept:
-        return [(spec["name"], sample)]
-    knob = swept[0]
-    return [(f"{spec['name']}-{knob}{value:g}" if isinstance(value, float | int)
-             else f"{spec['name']}-{knob}{value}", {**sample, knob: value})
-            for value in sample[knob]]
 
 
 class Pipeline:
@@ -154,6 +157,7 @@ class Pipeline:
         self.run = run
         self.progress = progress
         self.on_stage = on_stage or (lambda message: log.info(message))
+        self.settings = inputs.settings
         self.seed = int(self.config["seed"])
         self.device = resolve_device(self.config["device"])
         self.budget = self.config["budget_settings"]
@@ -190,9 +194,10 @@ class Pipeline:
         them); a generator's model, checkpoints and training curves stay in
         ``generators/<name>/``.
         """
-        counts = sample_counts(self.inputs.real.train, self.budget.get("sample_fraction", 1.0))
+        counts = sample_counts(self.inputs.real.train,
+                               self.settings.budget_settings.sample_fraction)
         entries: list[SetEntry] = []
-        for spec in self.config["generators"]:
+        for spec in self.settings.generators:
             entries += self._train_generator(spec, counts, splits.fit_train)
         for ref in self.config["references"]:
             if ref == "real-holdout":
@@ -219,22 +224,19 @@ class Pipeline:
             entry.files["curves"] = curves
         return entry
 
-    def _train_generator(self, spec: Mapping[str, Any], counts: np.ndarray,
+    def _train_generator(self, spec: GeneratorSpec, counts: np.ndarray,
                          fit_train: ImageSet) -> list[SetEntry]:
-        family, name = spec["family"], spec["name"]
-        settings = self.budget.get("generators", {}).get(family)
-        if settings is None:
-            raise InputError(family, f"budget '{self.config['budget']}' has no settings for "
-                                     "this generator family (configs/budgets.yaml)")
-        budget = Budget.from_dict(settings)
-        variants = sweep_variants(spec)
+        family, name = spec.family, spec.name
+        budget = self.settings.budget_settings.generator_budget(family)
+        variants = spec.variants()
         stage = f"generators/{name}"
-        key = json_sha256({"spec": spec, "budget": budget.to_dict(), "seed": self.seed,
-                           "train": fit_train.sha256(), "counts": counts.tolist()})
+        key = json_sha256({"spec": spec.to_dict(), "budget": budget.to_dict(),
+                           "seed": self.seed, "train": fit_train.sha256(),
+                           "counts": counts.tolist()})
         if not self.run.is_done(stage, key):
             self.on_stage(f"training generator {name} ({family})")
             with self.run.stage(stage, key) as folder:
-                generator = get_generator(family, **spec.get("params", {}))
+                generator = get_generator(family, **spec.params)
                 generator.fit(fit_train, budget, device=self.device, seed=self.seed,
                               workdir=folder, progress=self.progress)
                 if generator.resumed_from is not None:
@@ -262,8 +264,8 @@ class Pipeline:
         cache_dir = self.config["features"].get("cache_dir")
         spaces = FeatureSpaces({}, FeatureCache(cache_dir or self.run.path("features", "cache")),
                                self.device, self.progress)
-        for name in self.config["features"]["extractors"]:
-            options = extractor_options(self.config, name)
+        for name in self.settings.features.extractors:
+            options = self.settings.extractor_options(name)
             extractor = get_extractor(name, **options)
             if extractor.needs_fit:
                 stage = f"features/{name}"
@@ -284,19 +286,15 @@ class Pipeline:
 
     # ----------------------------------------------------------------- stage: metrics
     def _metric_names(self, distance: str) -> tuple[list[str], list[str]]:
-        """(feature-space metrics, image metrics) requested by the config."""
+        """(feature-space metrics, image metrics) requested by the config (its names were
+        checked against the registry by resolve_config)."""
         from synthlens.metrics import FEATURE_METRICS, IMAGE_METRICS, default_feature_metrics
 
-        names = self.config["metrics"]["names"]
-        if names == "all" or names == ["all"]:
+        metrics = self.settings.metrics
+        if metrics.all:
             return list(default_feature_metrics(distance)), list(IMAGE_METRICS)
-        unknown = [n for n in names if n not in FEATURE_METRICS and n not in IMAGE_METRICS
-                   and n != "variety"]
-        if unknown:
-            raise InputError("metrics.names", f"unknown metric {unknown[0]!r}; known: "
-                                              f"{sorted({*FEATURE_METRICS, *IMAGE_METRICS})}")
-        return ([n for n in names if n in FEATURE_METRICS],
-                [n for n in names if n in IMAGE_METRICS])
+        return ([n for n in metrics.names if n in FEATURE_METRICS],
+                [n for n in metrics.names if n in IMAGE_METRICS])
 
     def score(self, splits: Splits, sets: Mapping[str, SetEntry], spaces: FeatureSpaces
               ) -> tuple[Scores, dict[str, MetricResult]]:
@@ -533,7 +531,7 @@ def run(config: Mapping[str, Any], out: str | os.PathLike[str], *, mode: Mode = 
     ``STAGES``; ``mode="resume"`` continues later, rerunning the finished stages named in
     ``redo``, e.g. ``generators/ldm``); returns the run folder."""
     _check_stage(stop_after)  # before anything is written
-    inputs = load_inputs(dict(config))
+    inputs = load_inputs(config)
     folder = RunFolder(out, mode, redo=redo)
     try:
         folder.write_config(inputs.config)
@@ -581,8 +579,21 @@ def evaluate(real: str, synthetic: Mapping[str, str], out: str | os.PathLike[str
         raw.setdefault("metrics", {})["names"] = metrics
     if protocols is not None:
         raw.setdefault("utility", {})["protocols"] = protocols
-    config = resolve_config(raw, source="evaluate", budget=budget, seed=seed, device=device)
+    try:
+        config = resolve_config(raw, source="evaluate", budget=budget, seed=seed,
+                                device=device)
+    except SettingError as error:  # name the command-line option the value came from
+        for prefix, option in _EVALUATE_OPTIONS.items():
+            if error.key == prefix or error.key.startswith((f"{prefix}[", f"{prefix}.")):
+                raise InputError(option, error.detail) from None
+        raise
     return run(config, out, mode=mode, progress=progress, on_stage=on_stage)
+
+
+#: Config keys that ``evaluate`` fills from its command-line options.
+_EVALUATE_OPTIONS = {"metrics.names": "--metrics", "features.extractors": "--extractors",
+                     "features.primary": "--extractors", "utility.protocols": "--protocols",
+                     "synthetic": "--synthetic"}
 
 
 def rebuild_report(run_dir: str | os.PathLike[str]) -> Path:
