@@ -20,6 +20,7 @@ from pathlib import Path
 from synthlens import __version__
 from synthlens.config import BUDGETS, DEVICES, STAGES
 from synthlens.errors import InputError, StageError
+from synthlens.gates import GATE_EXIT_CODE
 
 DESCRIPTION = """\
 synthlens scores synthetic medical images on fidelity, variety, privacy and utility,
@@ -74,6 +75,12 @@ def _add_common(parser: argparse.ArgumentParser, *, out: bool = True) -> None:
                              "when a GPU is present)")
     parser.add_argument("--seed", type=int, default=None, help="master random seed (default 0)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    if out:
+        parser.add_argument("--fail-if", action="append", default=[], metavar="GATE",
+                            help="exit 3 (after writing every output) when GATE holds for a "
+                                 "set, e.g. 'memorisation_rate > 0.01', "
+                                 "'utility.augment.gain_auroc < 0', 'fid@inception > 30', "
+                                 "'copy_rate > floor'; repeatable (see docs/results.md)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -139,6 +146,17 @@ def build_parser() -> argparse.ArgumentParser:
                     "report/figures) from its folder: the scores and the analysis stored "
                     "in results.json, nothing recomputed.")
     report.add_argument("run_dir", metavar="RUN_DIR")
+
+    compare = commands.add_parser(
+        "compare", help="the metric differences between finished runs, with CIs",
+        description="Print every (set, metric) of two or more finished runs side by side "
+                    "with its CI and each run's difference from the first (the same sets "
+                    "scored under two seeds, two feature spaces, two versions...), and write "
+                    "compare.csv and compare.html (the first two runs) to --out.")
+    compare.add_argument("runs", nargs="+", metavar="RUN_DIR")
+    compare.add_argument("--out", metavar="DIR", default=None,
+                         help="folder for compare.csv and compare.html (default: the first "
+                              "run's folder)")
     return parser
 
 
@@ -146,23 +164,29 @@ def _dispatch(args: argparse.Namespace) -> Path:
     from synthlens import pipeline
     from synthlens.config import load_config
 
-    progress = not args.quiet if hasattr(args, "quiet") else True
+    talk = not args.quiet if hasattr(args, "quiet") else True
+    # Progress bars only on a terminal: a log file or CI gets one line per stage instead of
+    # carriage-return frames.
+    progress = talk and sys.stderr.isatty()
 
     def on_stage(message: str) -> None:
-        if progress:
+        if talk:
             print(f"synthlens: {message}", file=sys.stderr, flush=True)
 
     if args.command == "report":
         return pipeline.rebuild_report(args.run_dir)
+    if args.command == "compare":
+        return _compare(args.runs, args.out)
     mode = _mode(args)
     out = args.out or _out_default(args.command)
     device = args.device
     if args.command == "demo":
         return pipeline.demo(out, budget=args.budget, seed=args.seed or 0,
                              device=device or "auto", mode=mode, progress=progress,
-                             on_stage=on_stage)
+                             on_stage=on_stage, fail_if=args.fail_if)
     if args.command == "run":
-        config = load_config(args.config, budget=args.budget, seed=args.seed, device=device)
+        config = load_config(args.config, budget=args.budget, seed=args.seed, device=device,
+                             fail_if=args.fail_if)
         return pipeline.run(config, out, mode=mode, progress=progress, on_stage=on_stage,
                             stop_after=args.stop_after, redo=args.redo)
     synthetic = _synthetic_pairs(args.synthetic)
@@ -170,7 +194,63 @@ def _dispatch(args: argparse.Namespace) -> Path:
     return pipeline.evaluate(args.real, synthetic, out, budget=args.budget,
                              seed=args.seed or 0, device=device or "auto", mode=mode,
                              extractors=args.extractors, metrics=args.metrics,
-                             protocols=protocols, progress=progress, on_stage=on_stage)
+                             protocols=protocols, progress=progress, on_stage=on_stage,
+                             fail_if=args.fail_if)
+
+
+def _compare(runs: Sequence[str], out: str | None) -> Path:
+    """``synthlens compare``: print the difference table, write compare.csv and .html."""
+    import csv
+    import io
+
+    from synthlens.io import write_text
+    from synthlens.report.compare import compare_runs, difference_rows, difference_text
+    from synthlens.results import open_run
+
+    if len(runs) < 2:
+        raise InputError("compare", "name at least two run folders to compare")
+    opened = [open_run(r) for r in runs]
+    labels = [chr(ord("A") + i) if i < 26 else f"R{i}" for i in range(len(opened))]
+    rows = difference_rows([r.data for r in opened])
+    for label, r in zip(labels, opened, strict=True):
+        print(f"{label}: {r.root}")
+    print(difference_text(rows, labels), end="")
+    folder = Path(out) if out else opened[0].root
+    folder.mkdir(parents=True, exist_ok=True)
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["set", "metric",
+                     *(f"{x}_{k}" for x in labels for k in ("value", "ci_low", "ci_high")),
+                     *(f"{x}_minus_{labels[0]}" for x in labels[1:])])
+    for row in rows:
+        cells: list[object] = [row["set"], row["metric"]]
+        for value, ci in zip(row["values"], row["cis"], strict=True):
+            cells += [value, *(ci if ci else ("", ""))]
+        writer.writerow([*cells, *row["differences"]])
+    write_text(folder / "compare.csv", buf.getvalue())
+    compare_runs(opened[0].root, opened[1].root, folder / "compare.html")
+    return folder / "compare.csv"
+
+
+def _summary(run_dir: Path) -> tuple[list[str], bool]:
+    """The closing lines of a finished run (the report's path, the headline findings, the
+    failed gates) and whether a gate failed."""
+    from synthlens.gates import outcome_from_json
+    from synthlens.results import open_run
+
+    if not (run_dir / "results.json").is_file():
+        return [f"synthlens: done: {run_dir} (stopped before the results)"], False
+    res = open_run(run_dir)
+    lines = [f"synthlens: report: {run_dir / 'report.html'}"]
+    for finding in res.analysis.get("findings", []):
+        if finding.get("level") in ("key", "warning"):
+            lines.append(f"synthlens: - {' '.join(str(finding['text']).split())}")
+    failed = res.failed_gates
+    lines += [f"synthlens: {outcome_from_json(g).line()}" for g in failed]
+    if res.gates and not failed:
+        n = len({g["expression"] for g in res.gates})
+        lines.append(f"synthlens: {n} gate{'s' if n > 1 else ''} passed")
+    return lines, bool(failed)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -193,6 +273,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("synthlens: interrupted; continue with --resume", file=sys.stderr)
         return 130
+    if args.command in ("demo", "run", "evaluate") and result.is_dir():
+        lines, failed = _summary(result)
+        print("\n".join(lines))
+        return GATE_EXIT_CODE if failed else 0
     print(f"synthlens: done: {result}" if result.is_dir() else f"synthlens: wrote {result}")
     return 0
 

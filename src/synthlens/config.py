@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import copy
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -320,6 +320,10 @@ class RunConfig(Mapping[str, Any]):
     budget_settings:
         The expanded budget (:class:`BudgetSettings`); a raw config gives
         ``budget_overrides`` (same structure) instead, merged over the named budget.
+    gates:
+        Thresholds a pipeline stops on (:mod:`synthlens.gates`), e.g.
+        ``"memorisation_rate > 0.01"``: checked after every output is written; a failed
+        gate makes the command exit 3.
     """
 
     name: str = "synthlens-run"
@@ -335,6 +339,7 @@ class RunConfig(Mapping[str, Any]):
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     utility: UtilitySection = field(default_factory=UtilitySection)
     budget_settings: BudgetSettings = field(default_factory=BudgetSettings)
+    gates: tuple[str, ...] = ()
     #: Where the config came from (a path, ``demo``...), for the messages.
     source: str = field(default="<config>", compare=False, metadata=INTERNAL)
 
@@ -396,13 +401,16 @@ def _deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[st
 
 def resolve_config(raw: Mapping[str, Any] | None = None, *, source: str = "<config>",
                    budget: str | None = None, seed: int | None = None,
-                   device: str | None = None) -> RunConfig:
+                   device: str | None = None, fail_if: Sequence[str] = ()) -> RunConfig:
     """Fill defaults, expand the budget, apply command-line overrides, check everything.
 
+    ``fail_if`` adds gates (``--fail-if``) to the config's ``gates``.
     Raises :class:`~synthlens.errors.SettingError` (an ``InputError``) naming ``source``,
-    the key path and the accepted values of the first setting the code does not accept.
+    the key path and the accepted values of the first setting the code does not accept
+    (``--fail-if`` for a bad gate given there).
     """
     overrides: Mapping[str, Any] = {}
+    n_config_gates = 0
     try:
         if raw is None:
             raw = {}
@@ -418,12 +426,23 @@ def resolve_config(raw: Mapping[str, Any] | None = None, *, source: str = "<conf
         for key, value in (("budget", budget), ("seed", seed), ("device", device)):
             if value is not None:
                 values[key] = value
+        if fail_if:
+            given = values.get("gates") or []
+            if not isinstance(given, list | tuple):
+                raise SettingError("gates", "expected a list of gate expressions such as "
+                                            "'memorisation_rate > 0.01'")
+            n_config_gates = len(given)
+            values["gates"] = [*given, *fail_if]
         name = values.get("budget", RunConfig.budget)
         if name not in BUDGETS:
             raise SettingError("budget", f"unknown budget {name!r}", BUDGETS)
         values["budget_settings"] = _deep_merge(load_budgets()[name], overrides)
         return _resolve(values, source)
     except SettingError as error:
+        if fail_if and error.key.startswith("gates["):
+            index = int(error.key[len("gates["):].split("]")[0])
+            if index >= n_config_gates:
+                raise InputError("--fail-if", error.bare_problem) from None
         raise _budget_key(error, overrides).in_file(source) from None
 
 
@@ -468,6 +487,7 @@ def _resolve(values: dict[str, Any], source: str) -> RunConfig:
     _check_features(config)
     _check_metrics(config)
     _check_utility(config)
+    _check_gates(config)
     return config
 
 
@@ -620,6 +640,35 @@ def _check_metrics(config: RunConfig) -> None:
         if name not in known:
             raise SettingError(f"metrics.names[{j}]", f"unknown metric {name!r}",
                                [*known, "all"])
+
+
+def known_metric_name(name: str, extractors: Sequence[str] = ()) -> bool:
+    """Whether ``name`` is a metric a run can write: a catalogued metric, optionally in a
+    configured feature space (``fid@inception``), or a utility score
+    (``utility.PROTOCOL.SCORE`` or ``utility.PROTOCOL.gain_SCORE``)."""
+    from synthlens.utility.protocols import PROTOCOLS
+    from synthlens.utility.scores import score_names
+
+    if name.startswith("utility."):
+        parts = name.split(".")
+        if len(parts) != 3 or parts[1] not in PROTOCOLS:
+            return False
+        score = parts[2].removeprefix("gain_")
+        return score in score_names("ordinal")
+    base, _, space = name.partition("@")
+    return base in _metric_catalogue() and (not space or space in extractors)
+
+
+def _check_gates(config: RunConfig) -> None:
+    from synthlens.gates import parse_gate
+
+    extractors = config.features.extractors
+    for j, expression in enumerate(config.gates):
+        try:
+            parse_gate(expression, source=f"gates[{j}]",
+                       known_metric=lambda n: known_metric_name(n, extractors))
+        except InputError as error:
+            raise SettingError(f"gates[{j}]", error.problem) from None
 
 
 def _check_utility(config: RunConfig) -> None:

@@ -182,6 +182,17 @@ def check_gates(gates: Sequence[Gate], results: Mapping[str, Any]) -> list[GateO
     return outcomes
 
 
+def outcome_from_json(entry: Mapping[str, Any]) -> GateOutcome:
+    """A :class:`GateOutcome` read back from its ``results.json`` entry."""
+    floor = entry.get("threshold_source") == "floor"
+    gate = Gate(entry["expression"], entry["metric"], entry["op"],
+                None if floor else entry["threshold"], entry.get("set"))
+    ci = entry.get("ci")
+    return GateOutcome(gate, entry["set"], entry.get("value"),
+                       None if ci is None or None in ci else (float(ci[0]), float(ci[1])),
+                       entry.get("threshold"), bool(entry["failed"]), entry.get("reason"))
+
+
 def _number(value: Any) -> float | None:
     if value is None:
         return None

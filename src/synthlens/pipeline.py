@@ -416,7 +416,9 @@ class Pipeline:
             "sha256": splits.fit_train.sha256(),
             "metrics": {m: r.to_json() for m, r in sorted(utility.get("real-only", {}).items())},
         }
-        return {
+        from synthlens.gates import check_gates, parse_gates
+
+        results = {
             "schema_version": SCHEMA_VERSION,
             "synthlens_version": synthlens.__version__,
             "dataset": self.inputs.real.describe(),
@@ -424,6 +426,9 @@ class Pipeline:
             "sets": out,
             "floors": {m: r.to_json() for m, r in sorted(floors.items())},
         }
+        gates = parse_gates(self.settings.gates, source="gates")
+        results["gates"] = [o.to_json() for o in check_gates(gates, _as_written(results))]
+        return results
 
     def write_results(self, splits: Splits, sets: Mapping[str, SetEntry], metrics: Scores,
                       floors: Mapping[str, MetricResult], utility: Scores) -> dict[str, Any]:
@@ -553,12 +558,12 @@ def run(config: Mapping[str, Any], out: str | os.PathLike[str], *, mode: Mode = 
 
 def demo(out: str | os.PathLike[str], *, budget: str = "demo", seed: int = 0,
          device: str = "auto", mode: Mode = "new", progress: bool = True,
-         on_stage: Callable[[str], None] | None = None) -> Path:
-    """The main job on the built-in phantom data."""
+         on_stage: Callable[[str], None] | None = None, fail_if: Sequence[str] = ()) -> Path:
+    """The main job on the built-in phantom data (``fail_if``: gates, as ``--fail-if``)."""
     from synthlens.config import packaged_config
 
     config = resolve_config(packaged_config("demo"), source="demo", budget=budget, seed=seed,
-                            device=device)
+                            device=device, fail_if=fail_if)
     return run(config, out, mode=mode, progress=progress, on_stage=on_stage)
 
 
@@ -566,8 +571,9 @@ def evaluate(real: str, synthetic: Mapping[str, str], out: str | os.PathLike[str
              budget: str = "demo", seed: int = 0, device: str = "auto", mode: Mode = "new",
              extractors: list[str] | None = None, metrics: list[str] | None = None,
              protocols: list[str] | None = None, progress: bool = True,
-             on_stage: Callable[[str], None] | None = None) -> Path:
-    """Score synthetic sets the user brings (no generator training)."""
+             on_stage: Callable[[str], None] | None = None, fail_if: Sequence[str] = ()
+             ) -> Path:
+    """Score synthetic sets the user brings (no generator training; ``fail_if``: gates)."""
     from synthlens.config import packaged_config
 
     raw = packaged_config("evaluate")
@@ -581,7 +587,7 @@ def evaluate(real: str, synthetic: Mapping[str, str], out: str | os.PathLike[str
         raw.setdefault("utility", {})["protocols"] = protocols
     try:
         config = resolve_config(raw, source="evaluate", budget=budget, seed=seed,
-                                device=device)
+                                device=device, fail_if=fail_if)
     except SettingError as error:  # name the command-line option the value came from
         for prefix, option in _EVALUATE_OPTIONS.items():
             if error.key == prefix or error.key.startswith((f"{prefix}[", f"{prefix}.")):
