@@ -10,6 +10,7 @@ import html
 import io
 import json
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -78,19 +79,38 @@ def test_page_is_self_contained(smoke_run: Path) -> None:
     assert "http://" not in page and "https://" not in page.replace("https://doi", "")
 
 
-def test_text_from_the_run_folder_is_escaped(smoke_copy: Path) -> None:
-    """Names the user controls (dataset, metric, config text) carry HTML-special characters."""
-    results = read_json(smoke_copy / "results.json")
+@pytest.fixture(scope="module")
+def edited_run(smoke_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the smoke run with what a user controls made awkward, rebuilt once: names
+    and config text with HTML-special characters, and a copy_rate floor below cvae's value."""
+    run = Path(shutil.copytree(smoke_run, tmp_path_factory.mktemp("edited") / smoke_run.name))
+    results = read_json(run / "results.json")
     results["dataset"]["name"] = "phantoms <demo> & co"
     cvae = results["sets"]["cvae"]["metrics"]
     cvae["weird<metric>"] = {**cvae["fid"], "direction": "higher"}
-    write_json(smoke_copy / "results.json", results)
-    with open(smoke_copy / "config.yaml", "a", encoding="utf-8") as handle:
+    value = cvae["copy_rate"]["value"]
+    results["floors"]["copy_rate"].update(value=value / 4, ci=[value / 8, value / 2])
+    write_json(run / "results.json", results)
+    with open(run / "config.yaml", "a", encoding="utf-8") as handle:
         handle.write("note: '<not html>'\n")
-    page = build_report(smoke_copy, progress=False).read_text(encoding="utf-8")
+    build_report(run, progress=False)
+    return run
+
+
+def test_text_from_the_run_folder_is_escaped(edited_run: Path) -> None:
+    """Names the user controls (dataset, metric, config text) carry HTML-special characters."""
+    page = page_of(edited_run)
     assert "phantoms &lt;demo&gt; &amp; co" in page and "<demo>" not in page
     assert "weird&lt;metric&gt;" in page and "weird<metric>" not in page
     assert "&#x27;&lt;not html&gt;&#x27;" in page
+
+
+def test_privacy_floor_flags_a_set_worse_than_unseen_real_images(edited_run: Path) -> None:
+    """A privacy cell worse than the floor's CI is flagged (in red, with a title): cvae's
+    copy_rate, once the floor lies below it."""
+    value = read_json(edited_run / "results.json")["sets"]["cvae"]["metrics"]["copy_rate"]
+    cell = f'<td class="warn" title="worse than the real-vs-real floor">{fmt(value["value"])}'
+    assert cell in page_of(edited_run)
 
 
 def test_report_content_shows_numbers_floors_and_findings(smoke_run: Path) -> None:
@@ -105,18 +125,6 @@ def test_report_content_shows_numbers_floors_and_findings(smoke_run: Path) -> No
     # The stored analysis is what the page shows: the headline correlation's ρ.
     top = analysis["ranking"][analysis["primary_utility"]][0]
     assert f"{fmt(top['spearman'])} [" in page
-
-
-def test_privacy_floor_flags_a_set_worse_than_unseen_real_images(smoke_copy: Path) -> None:
-    """A privacy cell worse than the floor's CI is flagged (in red, with a title): a copy of
-    the run whose copy_rate floor lies below cvae's value, so that cvae's cell must be."""
-    results = read_json(smoke_copy / "results.json")
-    value = results["sets"]["cvae"]["metrics"]["copy_rate"]["value"]
-    results["floors"]["copy_rate"].update(value=value / 4, ci=[value / 8, value / 2])
-    write_json(smoke_copy / "results.json", results)
-    page = build_report(smoke_copy, progress=False).read_text(encoding="utf-8")
-    cell = f'<td class="warn" title="worse than the real-vs-real floor">{fmt(value)}'
-    assert cell in page
 
 
 def audit_rows(page: str) -> dict[str, dict[str, Any]]:
