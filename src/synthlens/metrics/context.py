@@ -19,7 +19,8 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 
 from synthlens.metrics.base import Direction, MetricResult
-from synthlens.metrics.reference import RealReference, SetNeighbourhoods, mean_cov
+from synthlens.metrics.moments import Gaussian
+from synthlens.metrics.reference import RealReference, SetNeighbourhoods
 
 Family = Literal["fidelity", "variety", "privacy"]
 Need = Literal["features", "holdout", "labels", "images", "classifier", "run"]
@@ -49,9 +50,9 @@ class EvaluationContext:
                                       realism=self.options.get("realism", True))
 
     @cached_property
-    def moments(self) -> tuple[np.ndarray, np.ndarray]:
+    def moments(self) -> Gaussian:
         assert self.features is not None
-        return mean_cov(self.features)
+        return Gaussian.fit(self.features)
 
     @property
     def n(self) -> int:
