@@ -43,6 +43,21 @@ def test_pixels_area_downsample_is_block_mean() -> None:
     assert extractor.dim == 16 and extractor.id == "pixels-area4x4"
 
 
+def test_pixels_default_batches_are_bounded_in_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    from synthlens.features import pixels
+
+    images = _images(size=8)  # 6 images of 8x8 grey: 256 bytes of float32 each
+    extractor = get_extractor("pixels")
+    whole = extractor.extract(images)
+    sizes: list[int] = []
+    batch = extractor._extract_batch
+    monkeypatch.setattr(extractor, "_extract_batch",
+                        lambda x, device: sizes.append(len(x)) or batch(x, device))
+    monkeypatch.setattr(pixels, "BATCH_BYTES", 2 * 256)
+    np.testing.assert_array_equal(extractor.extract(images), whole)
+    assert sizes == [2, 2, 2]
+
+
 def test_pixels_refuses_upsampling() -> None:
     with pytest.raises(InputError, match="only downsample"):
         get_extractor("pixels", size=16).extract(_images(size=8))

@@ -187,3 +187,70 @@ def test_crowded_balls_take_the_dense_path_with_the_same_answer(monkeypatch):
     assert np.array_equal(sweep.reference_ball_counts[0], (d <= radii).sum(1))
     assert np.array_equal(sweep.reference_ball_counts[1], ((d < nn1) | (d == 0)).sum(1))
     assert np.array_equal(sweep.query_ball_counts[0], (d <= syn_radii[:, None]).sum(0))
+
+
+@pytest.mark.parametrize("distance", ["euclidean", "hamming"])
+def test_row_subsets_equal_sweeps_of_copies(distance):
+    """query_rows / reference_rows read a class in place: every result equals the sweep of
+    the copied rows (duplicates, balls, nearest query and realism included)."""
+    x, y = sets(2)
+    if distance == "hamming":
+        x, y = np.floor(np.abs(x - 100) * 3).astype(np.int64), np.floor(np.abs(y - 100) * 3)
+        y = y.astype(np.int64)
+    qr = np.array([5, 6, 1, 2, 3, 30, 40, 50, 60, 70, 80, 85, 7])  # y[5] == y[6]
+    rr = np.r_[np.arange(0, 120, 2), 41]  # x[10] == x[20] == x[30], x[40] == x[41]
+    engine = NeighbourEngine(distance, block=(8, 16))
+    real = engine.knn(x[rr], None, 3)
+    assert np.array_equal(engine.knn(x, None, 3, query_rows=rr).indices, real.indices)
+    syn = engine.knn(y[qr], None, 3)
+    kwargs = {"k": 2, "reference_nearest": True,
+              "reference_balls": [Ball(real.kth()), Ball(real.scores[:, 0], strict=True)],
+              "query_balls": [Ball(syn.kth())],
+              "realism_radii": real.kth() if distance == "euclidean" else None}
+    copied = engine.sweep(y[qr], x[rr], **kwargs)
+    in_place = engine.sweep(y, x, query_rows=qr, reference_rows=rr, **kwargs)
+    for a, b in ((copied.neighbours, in_place.neighbours),
+                 (copied.reference_nearest, in_place.reference_nearest)):
+        assert np.array_equal(a.scores, b.scores) and np.array_equal(a.indices, b.indices)
+    for a, b in zip(copied.reference_ball_counts + copied.query_ball_counts,
+                    in_place.reference_ball_counts + in_place.query_ball_counts, strict=True):
+        assert np.array_equal(a, b)
+    if distance == "euclidean":
+        assert np.array_equal(copied.realism, in_place.realism)
+    with pytest.raises(InputError, match="rows"):
+        engine.sweep(y, x, k=1, query_rows=np.array([0, 500]))
+    with pytest.raises(ValueError, match="reference_rows"):
+        engine.sweep(y, None, k=1, reference_rows=rr)
+
+
+def test_identical_row_groups_do_not_depend_on_the_hash_block():
+    from synthlens.metrics.knn import _group_identical_rows
+
+    x, _ = sets()
+    whole = _group_identical_rows(x)
+    for a, b in zip(whole, _group_identical_rows(x, block=7), strict=True):
+        assert np.array_equal(a, b)
+    rows = np.array([10, 3, 20, 30, 5, 41, 40])
+    for a, b in zip(_group_identical_rows(x[rows]), _group_identical_rows(x, rows=rows),
+                    strict=True):
+        assert np.array_equal(a, b)
+
+
+def test_wide_rows_stay_exact():
+    """Above 2048 features the engine keeps more candidates per query (a looser float32
+    bound): results still equal the float64 brute force, duplicates included."""
+    rng = np.random.default_rng(3)
+    x = (rng.standard_normal((70, 2100)) * 0.1 + rng.standard_normal((1, 2100))).astype(
+        np.float32)
+    x[5] = x[9]
+    y = (x[:40] + rng.standard_normal((40, 2100)).astype(np.float32) * 0.01)
+    engine = NeighbourEngine(block=(16, 16))
+    nb = engine.knn(x, None, 5)
+    d = exact_sq(x, x)
+    np.fill_diagonal(d, np.inf)
+    np.testing.assert_allclose(nb.scores, np.sort(d, axis=1)[:, :5], rtol=1e-12, atol=0)
+    assert nb.scores[5, 0] == 0 and nb.indices[5, 0] == 9
+    cross = engine.sweep(y, x, k=3, reference_nearest=True)
+    dc = exact_sq(y, x)
+    np.testing.assert_allclose(cross.neighbours.scores, np.sort(dc, 1)[:, :3], rtol=1e-12)
+    np.testing.assert_allclose(cross.reference_nearest.scores[:, 0], dc.min(0), rtol=1e-12)

@@ -8,9 +8,13 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from synthlens.data.dataset import ImageSet
 from synthlens.data.tensors import to_tensor
 from synthlens.errors import InputError
 from synthlens.features.base import Extractor
+
+BATCH_BYTES = 64 * 2**20
+"""Float32 pixels per default batch."""
 
 
 class PixelExtractor(Extractor):
@@ -66,6 +70,20 @@ class PixelExtractor(Extractor):
     @property
     def dim(self) -> int | None:
         return self._dim
+
+    def extract(self, images: np.ndarray | ImageSet, *, batch_size: int | None = None,
+                device: str = "cpu", progress: bool = False) -> np.ndarray:
+        """Float32 features written straight into the output array; by default a batch
+        holds at most about 64 MB of float32 pixels (1024 images of 128x128 grey, 256 of
+        256x256), so large images add no more than that above the features."""
+        if batch_size is None:
+            shape = (images.images if isinstance(images, ImageSet) else np.asarray(images)).shape
+            per_image = 4 * int(np.prod(shape[1:], dtype=np.int64))
+            gpu = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+            scale = 4 if gpu else 1  # as the base class scales its default
+            batch_size = max(1, min(self.default_batch_size, BATCH_BYTES // per_image) * scale)
+        return super().extract(images, batch_size=batch_size, device=device,
+                               progress=progress)
 
     def _check_input(self, images: np.ndarray) -> None:
         if self.size is not None and (self.size[0] > images.shape[1]

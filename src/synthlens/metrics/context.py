@@ -29,7 +29,8 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 
 from synthlens.metrics.base import Direction, MetricResult
-from synthlens.metrics.reference import RealReference, SetNeighbourhoods, mean_cov
+from synthlens.metrics.moments import Gaussian
+from synthlens.metrics.reference import RealReference, SetNeighbourhoods
 from synthlens.stats import percentile_ci
 
 Family = Literal["fidelity", "variety", "privacy"]
@@ -69,9 +70,9 @@ class EvaluationContext:
         return self.reference.compare(self.features, self.labels, per_class=self.per_class)
 
     @cached_property
-    def moments(self) -> tuple[np.ndarray, np.ndarray]:
+    def moments(self) -> Gaussian:
         assert self.features is not None
-        return mean_cov(self.features)
+        return Gaussian.fit(self.features)
 
     @property
     def n(self) -> int:

@@ -14,44 +14,19 @@ import numpy as np
 
 from synthlens.metrics.base import MetricResult
 from synthlens.metrics.context import EvaluationContext, SetMetric
-from synthlens.metrics.reference import RealReference, mean_cov
+from synthlens.metrics.moments import Gaussian, frechet, gram, high_dimensional, row_block
+from synthlens.metrics.reference import RealReference
 
 # ---------------------------------------------------------------------------------------------
 # FID
 # ---------------------------------------------------------------------------------------------
 
 
-def psd_sqrt(cov: np.ndarray) -> np.ndarray:
-    """Symmetric square root of a covariance matrix (negative round-off eigenvalues to 0)."""
-    cov = (cov + cov.T) / 2
-    vals, vecs = np.linalg.eigh(cov)
-    return (vecs * np.sqrt(np.clip(vals, 0.0, None))) @ vecs.T
-
-
-def trace_sqrt_product(cov1: np.ndarray, cov2: np.ndarray,
-                       sqrt1: np.ndarray | None = None) -> float:
-    """``tr sqrt(Σ1 Σ2)`` by eigenvalues, without ``scipy.linalg.sqrtm``.
-
-    ``Σ1 Σ2`` is similar to the symmetric PSD matrix ``A Σ2 A`` with ``A = Σ1^{1/2}``, so the
-    trace of its square root is the sum of square roots of that matrix's eigenvalues, which
-    ``eigvalsh`` finds stably (``sqrtm`` of the non-symmetric product can return complex
-    values and fails on singular covariances). ``sqrt1`` may be passed when cached.
-    """
-    a = psd_sqrt(cov1) if sqrt1 is None else sqrt1
-    m = a @ cov2 @ a
-    vals = np.linalg.eigvalsh((m + m.T) / 2)
-    return float(np.sqrt(np.clip(vals, 0.0, None)).sum())
-
-
 def frechet_distance(mu1: np.ndarray, cov1: np.ndarray, mu2: np.ndarray, cov2: np.ndarray,
                      sqrt1: np.ndarray | None = None) -> float:
-    """``||μ1 − μ2||² + tr Σ1 + tr Σ2 − 2 tr sqrt(Σ1 Σ2)`` in float64."""
-    mu1, mu2 = np.asarray(mu1, np.float64), np.asarray(mu2, np.float64)
-    cov1, cov2 = np.asarray(cov1, np.float64), np.asarray(cov2, np.float64)
-    diff = mu1 - mu2
-    value = diff @ diff + np.trace(cov1) + np.trace(cov2) - 2 * trace_sqrt_product(cov1, cov2,
-                                                                                   sqrt1)
-    return float(max(value, 0.0))
+    """``||μ1 − μ2||² + tr Σ1 + tr Σ2 − 2 tr sqrt(Σ1 Σ2)`` in float64 (``sqrt1``: Σ1^½ when
+    cached). Sets of feature rows go through :class:`~synthlens.metrics.moments.Gaussian`."""
+    return frechet(Gaussian.from_moments(mu1, cov1, sqrt1), Gaussian.from_moments(mu2, cov2))
 
 
 def fid(real: np.ndarray, synthetic: np.ndarray) -> float:
@@ -61,7 +36,7 @@ def fid(real: np.ndarray, synthetic: np.ndarray) -> float:
             warnings.warn(f"fid: {name} set has N={x.shape[0]} <= feature dimension "
                           f"{x.shape[1]}; its covariance is singular and FID is biased upward",
                           RuntimeWarning, stacklevel=2)
-    return frechet_distance(*mean_cov(real), *mean_cov(synthetic))
+    return frechet(Gaussian.fit(real), Gaussian.fit(synthetic))
 
 
 class FID(SetMetric):
@@ -91,17 +66,13 @@ class FID(SetMetric):
             warns.append(f"N (synthetic {ctx.n}, real {ref.n}) <= feature dimension {d}: "
                          "singular covariance, FID biased upward; compare only at equal N")
             warnings.warn(f"fid: {warns[-1]}", RuntimeWarning, stacklevel=3)
-        mu_r, cov_r = ref.moments()
-        sqrt_r = ref.cached(("psd_sqrt", None), lambda: psd_sqrt(cov_r))
-        mu_s, cov_s = ctx.moments
-        value = frechet_distance(mu_r, cov_r, mu_s, cov_s, sqrt_r)
-        ci = self.replicates(ctx, lambda rng: frechet_distance(
-            mu_r, cov_r, *mean_cov(x[rng.integers(0, ctx.n, ctx.n)]), sqrt_r))
+        real = ref.moments()  # cached with its covariance square root
+        value = frechet(real, ctx.moments)
+        ci = self.replicates(ctx, lambda rng: frechet(
+            real, Gaussian.fit(x, rng.integers(0, ctx.n, ctx.n))))
 
         def per_class(label: int, mask: np.ndarray) -> float:
-            mu_rc, cov_rc = ref.moments(label)
-            sqrt_rc = ref.cached(("psd_sqrt", label), lambda: psd_sqrt(cov_rc))
-            return frechet_distance(mu_rc, cov_rc, *mean_cov(x[mask]), sqrt_rc)
+            return frechet(ref.moments(label), Gaussian.fit(x, np.flatnonzero(mask)))
 
         return self.result(ctx, value, ci=ci,
                            per_class=self.per_class(ctx, per_class, over="real", min_n=2,
@@ -125,11 +96,43 @@ def polynomial_kernel(x: np.ndarray, y: np.ndarray, degree: int = 3, gamma: floa
     gamma = 1.0 / x.shape[1] if gamma is None else gamma
     dtype = np.float32 if precision == "float32" else np.float64
     base = (np.asarray(x, dtype) @ np.asarray(y, dtype).T).astype(np.float64)
+    return _polynomial(base, degree, gamma, coef0)
+
+
+def _polynomial(base: np.ndarray, degree: int, gamma: float, coef0: float) -> np.ndarray:
+    """``(γ base + c)^degree`` of float64 inner products, in place."""
     base *= gamma
     base += coef0
     if degree == 3:  # repeated products: several times faster than a float power
         return base * base * base
     return base**degree
+
+
+KID_GRAM_BYTES = 512 * 2**20
+"""Largest whole inner-product matrix KID keeps in high-dimensional spaces."""
+
+
+def _kid_grams(real: np.ndarray, synthetic: np.ndarray, subsets: int, m: int,
+               precision: str, real_missing: bool) -> dict[str, np.ndarray | None] | None:
+    """Whole inner-product matrices KID's subsets gather from, when that is cheaper.
+
+    Above :data:`~synthlens.metrics.moments.DIRECT_MAX_DIM`, every subset's three m×m
+    products (2.5·subsets·m²·d multiply-adds) cost more than the whole synthetic-real and
+    synthetic-synthetic (and, while real terms are missing, real-real) products; they are
+    computed once, blockwise, in the same precision, and each subset gathers its entries.
+    ``None`` (per-subset products, as always) in lower dimensions, when it would cost more,
+    or when a matrix would exceed :data:`KID_GRAM_BYTES`.
+    """
+    n_r, n_s, d = real.shape[0], synthetic.shape[0], real.shape[1]
+    dtype = np.float32 if precision == "float32" else np.float64
+    if not high_dimensional(d) or max(n_r, n_s) ** 2 * np.dtype(dtype).itemsize > KID_GRAM_BYTES:
+        return None
+    whole = n_r * n_s + n_s * n_s / 2 + (n_r * n_r / 2 if real_missing else 0)
+    per_subset = subsets * m * m * (1.5 + (0.5 if real_missing else 0))
+    if whole >= per_subset:
+        return None
+    return {"rs": gram(real, synthetic, dtype=dtype), "ss": gram(synthetic, dtype=dtype),
+            "rr": gram(real, dtype=dtype) if real_missing else None}
 
 
 def _offdiag_mean(k: np.ndarray) -> float:
@@ -155,6 +158,17 @@ def kid(real: np.ndarray, synthetic: np.ndarray, *, subsets: int = 100,
         raise ValueError("KID needs at least 2 samples per set")
     rng_real = np.random.default_rng([seed, 0])
     rng_syn = np.random.default_rng([seed, 1])
+    real_missing = _real_terms is None or any(i not in _real_terms for i in range(subsets))
+    grams = _kid_grams(real, synthetic, subsets, m, precision, real_missing)
+    g = 1.0 / real.shape[1] if gamma is None else gamma
+
+    def kernel(which: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        if grams is not None:  # gathered from the whole matrix
+            return _polynomial(grams[which][np.ix_(a, b)].astype(np.float64), degree, g, coef0)
+        x = real[a] if which[0] == "r" else synthetic[a]
+        y = x if which == "ss" else real[b] if which[1] == "r" else synthetic[b]
+        return polynomial_kernel(x, y, degree, gamma, coef0, precision)
+
     values = np.empty(subsets)
     for i in range(subsets):
         if _real_terms is not None and i in _real_terms:
@@ -162,14 +176,12 @@ def kid(real: np.ndarray, synthetic: np.ndarray, *, subsets: int = 100,
             rng_real.permutation(real.shape[0])  # keep the stream aligned with an uncached run
         else:
             idx_r = rng_real.permutation(real.shape[0])[:m]
-            k_rr = _offdiag_mean(polynomial_kernel(real[idx_r], real[idx_r], degree, gamma,
-                                                   coef0, precision))
+            k_rr = _offdiag_mean(kernel("rr", idx_r, idx_r))
             if _real_terms is not None:
                 _real_terms[i] = (idx_r, k_rr)
         idx_s = rng_syn.permutation(synthetic.shape[0])[:m]
-        xs = synthetic[idx_s]
-        k_ss = _offdiag_mean(polynomial_kernel(xs, xs, degree, gamma, coef0, precision))
-        k_rs = float(polynomial_kernel(real[idx_r], xs, degree, gamma, coef0, precision).mean())
+        k_ss = _offdiag_mean(kernel("ss", idx_s, idx_s))
+        k_rs = float(kernel("rs", idx_r, idx_s).mean())
         values[i] = k_rr + k_ss - 2 * k_rs
     std = float(values.std(ddof=1)) if subsets > 1 else 0.0
     return float(values.mean()), std, values
@@ -271,20 +283,30 @@ def _rows64(x: np.ndarray, unit: bool) -> np.ndarray:
     return rows / np.linalg.norm(rows, axis=1, keepdims=True) if unit else rows
 
 
+def _blocks(x: np.ndarray, rows: np.ndarray | None, block: int | None):
+    """Blocks of ``x`` (or of ``x[rows]``, gathered a block at a time, never whole)."""
+    block = block or row_block(x.shape[1])
+    n = x.shape[0] if rows is None else len(rows)
+    for s in range(0, n, block):
+        yield x[s:s + block] if rows is None else x[rows[s:s + block]]
+
+
 def center_distances(x: np.ndarray, center: np.ndarray, unit: bool = False,
-                     block: int = 4096) -> np.ndarray:
+                     block: int | None = None, rows: np.ndarray | None = None) -> np.ndarray:
     """``||x_i − center||`` in float64, blockwise (rows unit-normalised first if ``unit``)."""
-    return np.concatenate([np.linalg.norm(_rows64(x[s:s + block], unit) - center, axis=1)
-                           for s in range(0, x.shape[0], block)])
+    return np.concatenate([np.linalg.norm(_rows64(b, unit) - center, axis=1)
+                           for b in _blocks(x, rows, block)])
 
 
-def row_mean(x: np.ndarray, unit: bool = False, block: int = 4096) -> np.ndarray:
-    total = sum(_rows64(x[s:s + block], unit).sum(axis=0) for s in range(0, x.shape[0], block))
-    return np.asarray(total) / x.shape[0]
+def row_mean(x: np.ndarray, unit: bool = False, block: int | None = None,
+             rows: np.ndarray | None = None) -> np.ndarray:
+    total = sum(_rows64(b, unit).sum(axis=0) for b in _blocks(x, rows, block))
+    return np.asarray(total) / (x.shape[0] if rows is None else len(rows))
 
 
-def _center_distances(ref: RealReference, x: np.ndarray, center: np.ndarray) -> np.ndarray:
-    return center_distances(x, center, ref.distance == "cosine")
+def _center_distances(ref: RealReference, x: np.ndarray, center: np.ndarray,
+                      rows: np.ndarray | None = None) -> np.ndarray:
+    return center_distances(x, center, ref.distance == "cosine", rows=rows)
 
 
 def _real_center(ref: RealReference) -> tuple[np.ndarray, np.ndarray]:
@@ -334,11 +356,11 @@ class AlphaPrecision(SetMetric):
         unit = ref.distance == "cosine"
 
         def per_class(label: int, mask: np.ndarray) -> float:
-            xc = ref.features_[ref.class_indices_[label]]
-            cc = row_mean(xc, unit)
-            rc = np.quantile(center_distances(xc, cc, unit), ALPHAS)
+            idx = ref.class_indices_[label]
+            cc = row_mean(ref.features_, unit, rows=idx)  # rows read in place
+            rc = np.quantile(center_distances(ref.features_, cc, unit, rows=idx), ALPHAS)
             return float(integrated_curve_score(
-                alpha_precision_curve(_center_distances(ref, x[mask], cc), rc)))
+                alpha_precision_curve(_center_distances(ref, x, cc, np.flatnonzero(mask)), rc)))
 
         return self.result(ctx, value, ci=ci,
                            per_class=self.per_class(ctx, per_class, over="real",

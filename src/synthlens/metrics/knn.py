@@ -46,9 +46,14 @@ DISTANCES: tuple[str, ...] = ("euclidean", "cosine", "hamming")
 # Candidates kept per query beyond k; more only matters when many points tie within the
 # float32 error bound, and those rows are settled by an exact fallback anyway.
 _EXTRA_CANDIDATES = 8
+# The float32 error bound grows with the dimension, so above this many features more
+# candidates fall inside it; keeping 3x as many then spares the exact whole-row fallback.
+_WIDE_DIM = 2048
 # A reference point with more near-tied nearest-query candidates than this in one tile is
 # settled by the exact fallback instead (bounds the candidate list's memory).
 _MAX_COLUMN_CANDIDATES = 32
+# Float64 scratch for centring rows into a block (the block itself is in the tile dtype).
+_CONVERT_BYTES = 8 << 20
 
 
 # ---------------------------------------------------------------------------------------------
@@ -140,12 +145,15 @@ def scores_to_distances(scores: np.ndarray, distance: str, code_length: int = 1)
 
 
 class _Points:
-    """A validated 2-D set, with identical rows grouped (``unique`` rows carry a count)."""
+    """A validated 2-D set, or the rows ``rows`` of one (read in place, never copied whole),
+    with identical rows grouped (``unique`` rows carry a count). Indices are the set's own
+    (0..n-1), whether or not it is a subset."""
 
-    def __init__(self, x: np.ndarray) -> None:
+    def __init__(self, x: np.ndarray, rows: np.ndarray | None = None) -> None:
         self.x = x
-        n = x.shape[0]
-        first, inverse, counts = _group_identical_rows(x)
+        self.rows = rows
+        n = self.n
+        first, inverse, counts = _group_identical_rows(x, rows=rows)
         self.has_duplicates = len(first) < n
         if self.has_duplicates:
             self.first, self.inverse, self.counts = first, inverse, counts
@@ -165,40 +173,64 @@ class _Points:
 
     @property
     def n(self) -> int:
-        return int(self.x.shape[0])
+        return int(self.x.shape[0] if self.rows is None else self.rows.shape[0])
+
+    @property
+    def dim(self) -> int:
+        return int(self.x.shape[1])
 
     @property
     def n_unique(self) -> int:
         return int(self.first.shape[0])
 
+    def take(self, index: np.ndarray) -> np.ndarray:
+        """Original rows by the set's own indices (a gather)."""
+        return self.x[index] if self.rows is None else self.x[self.rows[index]]
+
     def unique_rows(self, start: int, stop: int) -> np.ndarray:
         """Original rows of unique points ``start:stop`` (a view when there are no groups)."""
-        if not self.has_duplicates:
+        if not self.has_duplicates and self.rows is None:
             return self.x[start:stop]
-        return self.x[self.first[start:stop]]
+        return self.take(self.first[start:stop])
+
+    def max_value(self, block: int = 4096) -> int:
+        return max(int(self.take(np.arange(s, min(s + block, self.n))).max())
+                   for s in range(0, self.n, block))
 
     def member(self, group: np.ndarray, occurrence: np.ndarray) -> np.ndarray:
         return self.order[self.starts[group] + occurrence]
 
 
-def _group_identical_rows(x: np.ndarray, block: int = 4096
+def _row_words(x: np.ndarray, rows: np.ndarray | None, index: slice | np.ndarray
+               ) -> np.ndarray:
+    """Rows of ``x`` (or of ``x[rows]``) as 32-bit words, for hashing and comparing."""
+    part = x[index] if rows is None else x[rows[index]]
+    words = np.ascontiguousarray(part).reshape(part.shape[0], -1)
+    if words.dtype.itemsize % 4:
+        words = words.astype(np.int64 if np.issubdtype(words.dtype, np.integer) else np.float64)
+    return words.view(np.uint32)
+
+
+def _group_identical_rows(x: np.ndarray, block: int | None = None,
+                          rows: np.ndarray | None = None
                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Groups of bitwise-identical rows: ``(first, inverse, counts)``.
+    """Groups of bitwise-identical rows of ``x`` (or of ``x[rows]``, indexed 0..n-1):
+    ``(first, inverse, counts)``.
 
     Groups are numbered in order of first appearance and represented by their lowest
     index. Rows are hashed blockwise (a random linear hash of their 32-bit words, so memory
-    stays bounded by the block) and only rows with equal hashes are compared.
+    stays bounded by the block: 4096 rows, fewer for long rows) and only rows with equal
+    hashes are compared.
     """
-    n = x.shape[0]
-    words = np.ascontiguousarray(x).reshape(n, -1)
-    if words.dtype.itemsize % 4:
-        words = words.astype(np.int64 if np.issubdtype(words.dtype, np.integer) else np.float64)
-    words = words.view(np.uint32)
-    mult = np.random.default_rng(0x5EED).integers(1, 2**63, words.shape[1], dtype=np.uint64) | 1
+    n = x.shape[0] if rows is None else rows.shape[0]
+    n_words = _row_words(x, rows, slice(0, 1)).shape[1]
+    mult = np.random.default_rng(0x5EED).integers(1, 2**63, n_words, dtype=np.uint64) | 1
     hashes = np.empty(n, dtype=np.uint64)
+    if block is None:  # two uint64 copies of a block of words: at most 2 x 32 MB
+        block = max(1, min(4096, (32 << 20) // (8 * max(n_words, 1))))
     for s in range(0, n, block):
-        hashes[s:s + block] = (words[s:s + block].astype(np.uint64) * mult).sum(
-            axis=1, dtype=np.uint64)
+        hashes[s:s + block] = (_row_words(x, rows, slice(s, s + block)).astype(np.uint64)
+                               * mult).sum(axis=1, dtype=np.uint64)
     order = np.argsort(hashes, kind="stable")
     sorted_h = hashes[order]
     starts = np.flatnonzero(np.r_[True, sorted_h[1:] != sorted_h[:-1]])
@@ -207,8 +239,8 @@ def _group_identical_rows(x: np.ndarray, block: int = 4096
     label[order] = order[np.repeat(starts, ends - starts)]
     for a, b in zip(starts[ends - starts > 1], ends[ends - starts > 1], strict=True):
         members = order[a:b]  # equal hashes: confirm bitwise equality (collisions are rare)
-        rows = words[members]
-        _, first_pos, inv = np.unique(rows, axis=0, return_index=True, return_inverse=True)
+        words = _row_words(x, rows, members)
+        _, first_pos, inv = np.unique(words, axis=0, return_index=True, return_inverse=True)
         label[members] = members[first_pos][inv.ravel()]
     # Number groups by first appearance.
     is_first = label == np.arange(n)
@@ -257,12 +289,26 @@ class _FloatSpace:
         self.center = total / count
 
     def block(self, points: _Points, start: int, stop: int) -> tuple[torch.Tensor, np.ndarray]:
-        """Centred rows in the compute dtype, and their float64 squared norms."""
+        """Centred rows in the compute dtype, and their float64 squared norms.
+
+        Rows are centred in float64 a few at a time (:data:`_CONVERT_BYTES` of float64) and
+        written into the compute-dtype block, so long rows cost no float64 copy of a block.
+        """
         assert self.center is not None
-        rows = self.transform(points.unique_rows(start, stop)) - self.center
-        cast = rows.astype(np.float32) if self.dtype == torch.float32 else rows
+        n, d = stop - start, self.center.shape[0]
+        cast = np.empty((n, d), dtype=np.float32 if self.dtype == torch.float32 else np.float64)
+        step = max(1, _CONVERT_BYTES // (8 * d))
+        scratch = np.empty((min(step, n), d))
+        for s in range(0, n, step):
+            rows = points.unique_rows(start + s, min(start + s + step, stop))
+            part = scratch[:rows.shape[0]]
+            if self.distance == "cosine":
+                np.subtract(self.transform(rows), self.center, out=part)
+            else:  # the same float64 values as transform(rows) - center, without the copy
+                np.subtract(rows, self.center, out=part, dtype=np.float64)
+            cast[s:s + rows.shape[0]] = part
         norms = np.einsum("ij,ij->i", cast, cast, dtype=np.float64)
-        return torch.from_numpy(np.ascontiguousarray(cast)).to(self.device), norms
+        return torch.from_numpy(cast).to(self.device), norms
 
     def error_constant(self, dim: int) -> float:
         # |computed − exact| <= c · (||a|| + ||b||)² for the centred rows a, b: rounding of the
@@ -278,7 +324,10 @@ class _FloatSpace:
         return s.clamp_(min=0.0)
 
     def exact(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        diff = self.transform(a) - self.transform(b)
+        if self.distance == "cosine":
+            diff = self.transform(a) - self.transform(b)
+        else:  # float64(a) - float64(b) in one pass
+            diff = np.subtract(a, b, dtype=np.float64)
         diff *= diff
         # numpy's pairwise row sum: the same rounding for a pair wherever its rows sit in
         # memory, so a distance compared with a radius computed elsewhere matches it bitwise.
@@ -396,35 +445,55 @@ class NeighbourEngine:
             raise InputError(source, f"features must be numeric, got dtype {x.dtype}")
         if not np.issubdtype(x.dtype, np.floating):
             x = x.astype(np.float64)
-        if not np.isfinite(x).all():
+        step = max(1, (16 << 20) // max(x.shape[1], 1))  # row blocks: bounded temporaries
+        blocks = range(0, x.shape[0], step)
+        if not all(np.isfinite(x[s:s + step]).all() for s in blocks):
             raise InputError(source, "features contain NaN or infinity")
-        if self.distance == "cosine" and (np.abs(x).max(axis=1) == 0).any():
+        if self.distance == "cosine" and any((np.abs(x[s:s + step]).max(axis=1) == 0).any()
+                                             for s in blocks):
             raise InputError(source, "cosine distance is undefined for all-zero feature rows")
         return x
 
     def _space(self, sets: Sequence[_Points]) -> _FloatSpace | _HammingSpace:
         if self.distance == "hamming":
-            n_codes = max(int(p.x.max()) for p in sets) + 1
-            return _HammingSpace(self.device, n_codes, sets[0].x.shape[1])
+            n_codes = max(p.max_value() for p in sets) + 1
+            return _HammingSpace(self.device, n_codes, sets[0].dim)
         dtype = torch.float32 if self.precision == "float32" else torch.float64
         return _FloatSpace(self.distance, dtype, self.device)
 
-    def _points(self, x: np.ndarray | _Points, source: str) -> _Points:
-        return x if isinstance(x, _Points) else _Points(self.validate(x, source))
+    def _points(self, x: np.ndarray | _Points, source: str,
+                rows: np.ndarray | None = None) -> _Points:
+        if isinstance(x, _Points):
+            return x
+        x = self.validate(x, source)
+        if rows is not None:
+            rows = np.asarray(rows)
+            if (rows.ndim != 1 or rows.size == 0 or not np.issubdtype(rows.dtype, np.integer)
+                    or rows.min() < 0 or rows.max() >= x.shape[0]):
+                raise InputError(source, f"rows must be a non-empty 1-D array of indices below "
+                                         f"{x.shape[0]}")
+            rows = rows.astype(np.int64)
+        return _Points(x, rows)
 
     # -- public API ----------------------------------------------------------------------------
 
-    def knn(self, query: np.ndarray, reference: np.ndarray | None = None, k: int = 5) -> Neighbours:
+    def knn(self, query: np.ndarray, reference: np.ndarray | None = None, k: int = 5, *,
+            query_rows: np.ndarray | None = None,
+            reference_rows: np.ndarray | None = None) -> Neighbours:
         """The ``k`` nearest reference points of each query; ``reference=None`` means the query
-        set itself, each point excluding itself (but not its duplicates, which are at 0)."""
-        sweep = self.sweep(query, reference, k=k)
+        set itself, each point excluding itself (but not its duplicates, which are at 0).
+        ``query_rows``/``reference_rows``: see :meth:`sweep`."""
+        sweep = self.sweep(query, reference, k=k, query_rows=query_rows,
+                           reference_rows=reference_rows)
         assert sweep.neighbours is not None
         return sweep.neighbours
 
     def sweep(self, query: np.ndarray, reference: np.ndarray | None = None, *, k: int = 0,
               reference_nearest: bool = False, reference_balls: Sequence[Ball] = (),
               query_balls: Sequence[Ball] = (), realism_radii: np.ndarray | None = None,
-              query_name: str = "query", reference_name: str = "reference") -> Sweep:
+              query_name: str = "query", reference_name: str = "reference",
+              query_rows: np.ndarray | None = None,
+              reference_rows: np.ndarray | None = None) -> Sweep:
         """One pass of ``query`` against ``reference`` (``None``: the query set, self excluded).
 
         ``k``: nearest reference points per query. ``reference_nearest``: the nearest query of
@@ -433,13 +502,18 @@ class NeighbourEngine:
         ``query_balls``: balls around the queries; counts per reference point.
         ``realism_radii``: reference radii (scores) for the realism score, ``max_p r_p / d(x, p)``
         over reference points with a finite radius (pass ``inf`` to leave a point out).
+        ``query_rows`` / ``reference_rows``: sweep only these rows of the arrays (e.g. one
+        class), read in place; results are indexed like the selected rows, exactly as for
+        ``query[query_rows]`` (the same numbers, without copying the rows).
         """
         self_mode = reference is None
-        q = self._points(query, query_name)
-        r = q if self_mode else self._points(reference, reference_name)
-        if q.x.shape[1] != r.x.shape[1]:
-            raise InputError(query_name, f"has {q.x.shape[1]} features per sample but "
-                                         f"{reference_name} has {r.x.shape[1]}")
+        if self_mode and reference_rows is not None:
+            raise ValueError("reference_rows needs a reference set (query_rows select the set)")
+        q = self._points(query, query_name, query_rows)
+        r = q if self_mode else self._points(reference, reference_name, reference_rows)
+        if q.dim != r.dim:
+            raise InputError(query_name, f"has {q.dim} features per sample but "
+                                         f"{reference_name} has {r.dim}")
         if self_mode and (reference_nearest or reference_balls or query_balls
                           or realism_radii is not None):
             raise ValueError("ball tests and reference_nearest need two different sets")
@@ -484,7 +558,7 @@ class _SweepRun:
         self.dense_balls: dict[str, bool] = {}
         self.stats: dict[str, float] = {"tiles": 0, "exact_rechecks": 0, "fallback_rows": 0,
                                         "tile_s": 0.0, "reduce_s": 0.0, "exact_s": 0.0}
-        d = q.x.shape[1]
+        d = q.dim
         itemsize = 4 if engine.precision == "float32" or self.space.exact_tiles else 8
         if isinstance(self.space, _HammingSpace) and self.space.one_hot:
             d = self.space.n_codes * self.space.code_length
@@ -497,9 +571,12 @@ class _SweepRun:
         # by every query block); otherwise it is converted block by block.
         self.cache_ref = r.n_unique * d * itemsize <= budget / 2
         tile_budget = budget / 2 if self.cache_ref else budget / 4
-        self.br = int(min(r.n_unique, 4096, max(64, budget / 4 / (d * (itemsize + 8)))))
+        # Bytes per block entry: the block in the tile dtype, plus an int64 one-hot copy for
+        # Hamming codes (float rows are centred through a small float64 scratch instead).
+        row_bytes = d * (itemsize + (0 if isinstance(self.space, _FloatSpace) else 8))
+        self.br = int(min(r.n_unique, 4096, max(64, budget / 4 / row_bytes)))
         self.bq = int(min(q.n_unique, max(16, tile_budget / (self.br * entry_bytes)),
-                          max(16, budget / 4 / (d * (itemsize + 8)))))
+                          max(16, budget / 4 / row_bytes)))
         if engine.block is not None:
             self.bq = max(1, min(q.n_unique, engine.block[0]))
             self.br = max(1, min(r.n_unique, engine.block[1]))
@@ -515,11 +592,9 @@ class _SweepRun:
         """Exact scores of unique-query/unique-reference pairs (float64)."""
         t0 = time.perf_counter()
         out = np.empty(len(qu), dtype=np.float64)
-        qx = self.q.x
-        rx = self.r.x
         for s in range(0, len(qu), self.pair_chunk):
-            a = qx[self.q.first[qu[s:s + self.pair_chunk]]]
-            b = rx[self.r.first[ru[s:s + self.pair_chunk]]]
+            a = self.q.take(self.q.first[qu[s:s + self.pair_chunk]])
+            b = self.r.take(self.r.first[ru[s:s + self.pair_chunk]])
             out[s:s + self.pair_chunk] = self.space.exact(a, b)
         self.stats["exact_rechecks"] += len(qu)
         self.stats["exact_s"] += time.perf_counter() - t0
@@ -527,7 +602,7 @@ class _SweepRun:
 
     def exact_row(self, rows_of: _Points, row: int, cols_of: _Points) -> np.ndarray:
         """Exact scores of one unique point against all unique points of the other set."""
-        x = rows_of.x[rows_of.first[row]][None, :]
+        x = rows_of.take(rows_of.first[row:row + 1])
         out = np.empty(cols_of.n_unique, dtype=np.float64)
         for s in range(0, cols_of.n_unique, self.pair_chunk):
             cols = cols_of.unique_rows(s, s + self.pair_chunk)
@@ -539,7 +614,11 @@ class _SweepRun:
     def run(self) -> Sweep:
         q, r = self.q, self.r
         space = self.space
-        space.fit_center([q] if self.self_mode else [q, r], max(self.bq, 256))
+        # Centre from blocks of at most a quarter of the budget in float64.
+        center_rows = max(self.bq, 256)
+        if center_rows * q.dim * 8 > self.e.memory_mb * 2**20 / 4:
+            center_rows = max(1, int(self.e.memory_mb * 2**20 / 4 / (q.dim * 8)))
+        space.fit_center([q] if self.self_mode else [q, r], center_rows)
         dev = self.e.device
         # Norms of every unique point give the error bound of every tile entry.
         r_blocks: list[tuple[torch.Tensor, torch.Tensor]] = []
@@ -554,7 +633,7 @@ class _SweepRun:
                    np.concatenate([space.block(q, s, min(s + self.br, q.n_unique))[1]
                                    for s in range(0, q.n_unique, self.br)]))
         r_norm2 = np.concatenate(r_norm2_parts)
-        c = space.error_constant(q.x.shape[1])
+        c = space.error_constant(q.dim)
         q_norm = np.sqrt(q_norm2)
         r_norm = np.sqrt(r_norm2)
         tol_q = c * (q_norm + r_norm.max()) ** 2  # per query row, bounds any entry in its row
@@ -566,7 +645,9 @@ class _SweepRun:
         wq = torch.as_tensor(q.counts, dtype=torch.float32, device=dev)
         k_cand = 0
         if self.k:
-            k_cand = min(self.k + _EXTRA_CANDIDATES + int(q.has_duplicates or r.has_duplicates),
+            wide = not space.exact_tiles and q.dim > _WIDE_DIM
+            extra = _EXTRA_CANDIDATES * (3 if wide else 1)
+            k_cand = min(self.k + extra + int(q.has_duplicates or r.has_duplicates),
                          nr_u)
         knn_scores = np.empty((nq_u, self.k), dtype=np.float64)
         knn_idx = np.empty((nq_u, self.k), dtype=np.int64)

@@ -23,6 +23,7 @@ import numpy as np
 
 from synthlens.data.dataset import validate_labels
 from synthlens.errors import InputError
+from synthlens.metrics.moments import Gaussian
 
 if TYPE_CHECKING:
     from synthlens.metrics.knn import DistanceName, Neighbours
@@ -133,8 +134,9 @@ class RealReference:
             for label in np.unique(self.labels_):
                 idx = np.flatnonzero(self.labels_ == label)
                 self.class_indices_[int(label)] = idx
-                if idx.size > self.k:
-                    self.class_neighbours_[int(label)] = self.engine.knn(x[idx], None, self.k)
+                if idx.size > self.k:  # the class's rows read in place, not copied
+                    self.class_neighbours_[int(label)] = self.engine.knn(x, None, self.k,
+                                                                         query_rows=idx)
                 else:
                     _warn(f"real class {self._class_name(label)} has {idx.size} samples, not "
                           f"more than k={self.k}: no class-conditional k-NN metrics for it")
@@ -218,16 +220,20 @@ class RealReference:
                 sel = np.flatnonzero(labels == label)
                 if nb is None or sel.size <= self.k:
                     continue
-                out.per_class[label] = self._compare(s[sel], self.features_[idx], nb, None,
-                                                     realism=False)
+                out.per_class[label] = self._compare(s, self.features_, nb, None,
+                                                     realism=False, rows=(sel, idx))
         return out
 
     def _compare(self, s: np.ndarray, real: np.ndarray, real_nb: Neighbours,
-                 holdout: np.ndarray | None, realism: bool) -> SetNeighbourhoods:
+                 holdout: np.ndarray | None, realism: bool,
+                 rows: tuple[np.ndarray, np.ndarray] | None = None) -> SetNeighbourhoods:
+        """``rows``: (synthetic rows, real rows) of one class, swept in place."""
         from synthlens.metrics.knn import Ball
 
         engine = self.engine
-        syn_sweep = engine.sweep(s, None, k=self.k, query_name="synthetic features")
+        s_rows, r_rows = (None, None) if rows is None else rows
+        syn_sweep = engine.sweep(s, None, k=self.k, query_name="synthetic features",
+                                 query_rows=s_rows)
         syn_nb = syn_sweep.neighbours
         assert syn_nb is not None
         radii = real_nb.kth()
@@ -239,7 +245,8 @@ class RealReference:
             s, real, k=self.k, reference_nearest=True,
             reference_balls=[Ball(radii), Ball(real_nb.scores[:, 0], strict=True, count=False)],
             query_balls=[Ball(syn_nb.kth(), count=False)], realism_radii=realism_radii,
-            query_name="synthetic features", reference_name="real features")
+            query_name="synthetic features", reference_name="real features",
+            query_rows=s_rows, reference_rows=r_rows)
         assert cross.neighbours is not None and cross.reference_nearest is not None
         hold_nb = None
         stats = {key: syn_sweep.stats.get(key, 0) + cross.stats.get(key, 0)
@@ -250,7 +257,8 @@ class RealReference:
             hold_nb = hold.neighbours
             stats = {key: stats[key] + hold.stats.get(key, 0) for key in stats}
         return SetNeighbourhoods(
-            n=s.shape[0], synthetic_knn=syn_nb, to_real=cross.neighbours,
+            n=s.shape[0] if s_rows is None else len(s_rows), synthetic_knn=syn_nb,
+            to_real=cross.neighbours,
             in_real_balls=cross.reference_ball_counts[0],
             in_copy_balls=cross.reference_ball_counts[1],
             real_to_synthetic=cross.reference_nearest,
@@ -259,12 +267,14 @@ class RealReference:
 
     # -- cached moments ----------------------------------------------------------------------------
 
-    def moments(self, label: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Float64 mean and covariance of the real features (of one class), cached."""
+    def moments(self, label: int | None = None) -> Gaussian:
+        """Float64 moments of the real features (of one class), cached with the covariance
+        square root FID reuses (see :mod:`synthlens.metrics.moments`: a d×d covariance, or
+        the rows themselves in spaces with more dimensions than samples)."""
         key = ("moments", label)
         if key not in self._cache:
-            x = self.features_ if label is None else self.features_[self.class_indices_[label]]
-            self._cache[key] = mean_cov(x)
+            rows = None if label is None else self.class_indices_[label]
+            self._cache[key] = Gaussian.fit(self.features_, rows)
         return self._cache[key]
 
     def cached(self, key: Any, compute: Any) -> Any:
@@ -289,21 +299,6 @@ class RealReference:
     def n(self) -> int:
         self._check_fitted()
         return int(self.features_.shape[0])
-
-
-def mean_cov(x: np.ndarray, block: int = 4096) -> tuple[np.ndarray, np.ndarray]:
-    """Float64 mean and unbiased covariance, accumulated blockwise (bounded memory)."""
-    n, d = x.shape
-    mean = np.zeros(d)
-    for s in range(0, n, block):
-        mean += np.asarray(x[s:s + block], dtype=np.float64).sum(axis=0)
-    mean /= n
-    cov = np.zeros((d, d))
-    for s in range(0, n, block):
-        c = np.asarray(x[s:s + block], dtype=np.float64) - mean
-        cov += c.T @ c
-    cov /= max(n - 1, 1)
-    return mean, cov
 
 
 def _check_labels(labels: np.ndarray | None, n: int, source: str) -> np.ndarray | None:

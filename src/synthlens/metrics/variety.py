@@ -27,6 +27,8 @@ from synthlens.metrics.fidelity import (
     integrated_curve_score,
     row_mean,
 )
+from synthlens.metrics.moments import gram as inner_products
+from synthlens.metrics.moments import high_dimensional, row_block
 from synthlens.metrics.reference import SetNeighbourhoods
 
 if TYPE_CHECKING:
@@ -140,23 +142,34 @@ class BetaRecall(SetMetric):
 # ---------------------------------------------------------------------------------------------
 
 
-def vendi_score(x: np.ndarray) -> float:
+def vendi_score(x: np.ndarray, rows: np.ndarray | None = None) -> float:
     """Vendi score with the cosine-similarity kernel: ``exp(−Σ λ log λ)``, λ = eig(K / n).
 
     The non-zero eigenvalues of ``K/n = X̂ X̂ᵀ / n`` (n×n) equal those of ``X̂ᵀ X̂ / n`` (d×d),
-    so the smaller of the two is decomposed (the dual d×d form when n > d).
+    so the smaller of the two is decomposed (the dual d×d form when n > d). Above
+    :data:`~synthlens.metrics.moments.DIRECT_MAX_DIM` the n×n matrix is accumulated over
+    blocks of columns and normalised afterwards (no float64 copy of the features; ``rows``,
+    the subset to score, read in place).
     """
     x = np.asarray(x)
-    n, d = x.shape
-    block = 4096
-    if n <= d:
-        xn = np.asarray(x, np.float64)
+    n, d = (x.shape[0] if rows is None else len(rows)), x.shape[1]
+    block = row_block(d)
+    if n <= d and high_dimensional(d):
+        gram = inner_products(x, x_rows=rows)
+        norms = np.sqrt(np.diag(gram))
+        if (norms == 0).any():
+            raise ValueError("vendi: all-zero feature rows have no cosine similarity")
+        gram /= norms[:, None]
+        gram /= norms[None, :]
+    elif n <= d:
+        xn = np.asarray(x if rows is None else x[rows], np.float64)
         norms = np.linalg.norm(xn, axis=1, keepdims=True)
         if (norms == 0).any():
             raise ValueError("vendi: all-zero feature rows have no cosine similarity")
         xn = xn / norms
         gram = xn @ xn.T
     else:
+        x = x if rows is None else x[rows]
         gram = np.zeros((d, d))
         for s in range(0, n, block):  # blockwise: memory stays at d×d plus one block
             xb = np.array(x[s:s + block], dtype=np.float64)  # a copy: normalised in place
@@ -165,7 +178,8 @@ def vendi_score(x: np.ndarray) -> float:
                 raise ValueError("vendi: all-zero feature rows have no cosine similarity")
             xb /= norms
             gram += xb.T @ xb
-    vals = np.linalg.eigvalsh(gram / n)
+    gram /= n  # in place: one N×N (or d×d) matrix less in memory
+    vals = np.linalg.eigvalsh(gram)
     vals = vals[vals > 1e-12]
     return float(np.exp(-np.sum(vals * np.log(vals))))
 
@@ -185,7 +199,8 @@ class Vendi(SetMetric):
     def score(self, ctx: EvaluationContext) -> MetricResult:
         x = ctx.features
         assert x is not None
-        per_class = self.per_class(ctx, lambda _, mask: vendi_score(x[mask]), min_n=self.min_n)
+        per_class = self.per_class(ctx, lambda _, mask: vendi_score(x, np.flatnonzero(mask)),
+                                   min_n=self.min_n)
         return self.result(ctx, vendi_score(x), per_class=per_class, kernel="cosine")
 
 

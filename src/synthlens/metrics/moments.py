@@ -1,0 +1,271 @@
+"""Second moments of feature sets at a cost that scales with min(N, d).
+
+FID needs, for each set of N feature rows in d dimensions, the mean μ, the trace of the
+unbiased covariance Σ = XcᵀXc / (N − 1) (Xc: the centred rows) and, between two sets,
+tr (Σ₁Σ₂)^½. Built as d×d matrices these cost O(N·d²) time, O(d²) memory and an O(d³)
+eigendecomposition: nothing in a 2048-d Inception space, hours and gigabytes in a 16,384-d
+pixel space holding a few thousand images. The same numbers follow from the rows:
+
+* tr Σ = ‖Xc‖²_F / (N − 1);
+* the non-zero eigenvalues of Σ₁Σ₂ are the squared singular values of F₁ᵀF₂ with
+  Fᵢ = Xcᵢᵀ / √(Nᵢ − 1), so tr (Σ₁Σ₂)^½ = ‖X₁c X₂cᵀ‖_* / √((N₁ − 1)(N₂ − 1)), the nuclear
+  norm (sum of singular values) of an N₁×N₂ matrix;
+* with one covariance Σ₁ kept as a matrix and the other set as rows,
+  tr (Σ₁Σ₂)^½ = Σ √λ(Y Yᵀ) / √(N₂ − 1) with Y = X₂c Σ₁^½ (the N₂×N₂ eigenproblem).
+
+A :class:`Gaussian` keeps the d×d covariance when d ≤ max(N, :data:`DIRECT_MAX_DIM`), the
+form FID has always used (so values in the usual spaces are unchanged), and otherwise only
+its mean and a view of the rows (never a copy), centring blocks of columns in float64 when
+a product needs them. :func:`gram` is the one blockwise inner-product routine: FID's cross
+products, the Vendi score's similarity matrix and KID's kernels in high dimensions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from functools import cached_property
+from typing import Literal
+
+import numpy as np
+from scipy.linalg.blas import get_blas_funcs
+
+DIRECT_MAX_DIM = 2048
+"""Up to this feature dimension every set keeps its d×d covariance (a 32 MB matrix, an
+eigendecomposition of a second or two), and KID and the Vendi score compute as they always
+did; above it, a set with fewer rows than dimensions is handled through its rows."""
+
+BLOCK_BYTES = 64 * 2**20
+"""Bytes of one converted block of feature columns (or rows) in the blockwise products."""
+
+Form = Literal["covariance", "rows"]
+
+
+def mean_cov(x: np.ndarray, block: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """Float64 mean and unbiased covariance, accumulated blockwise (bounded memory)."""
+    n, d = x.shape
+    mean = np.zeros(d)
+    for s in range(0, n, block):
+        mean += np.asarray(x[s:s + block], dtype=np.float64).sum(axis=0)
+    mean /= n
+    cov = np.zeros((d, d))
+    for s in range(0, n, block):
+        c = np.asarray(x[s:s + block], dtype=np.float64) - mean
+        cov += c.T @ c
+    cov /= max(n - 1, 1)
+    return mean, cov
+
+
+def psd_sqrt(cov: np.ndarray) -> np.ndarray:
+    """Symmetric square root of a covariance matrix (negative round-off eigenvalues to 0)."""
+    cov = (cov + cov.T) / 2
+    vals, vecs = np.linalg.eigh(cov)
+    return (vecs * np.sqrt(np.clip(vals, 0.0, None))) @ vecs.T
+
+
+def high_dimensional(d: int) -> bool:
+    """Whether ``d`` exceeds :data:`DIRECT_MAX_DIM` (metrics then compute through rows)."""
+    return d > DIRECT_MAX_DIM
+
+
+def uses_rows(n: int, d: int) -> bool:
+    """Whether a set of ``n`` rows in ``d`` dimensions is summarised by its rows."""
+    return high_dimensional(d) and d > n
+
+
+class Gaussian:
+    """Mean and covariance of a feature set, as a d×d matrix or through the rows.
+
+    Build with :meth:`fit` (the form is chosen by :func:`uses_rows`) or
+    :meth:`from_moments`. In the rows form the object holds a reference to the caller's
+    array and the row indices, so a class or a bootstrap resample costs no copy.
+    """
+
+    def __init__(self, mean: np.ndarray, n: int, *, cov: np.ndarray | None = None,
+                 data: np.ndarray | None = None, rows: np.ndarray | None = None,
+                 sqrt: np.ndarray | None = None) -> None:
+        if (cov is None) == (data is None):
+            raise ValueError("a Gaussian holds either a covariance or the rows")
+        self.mean = mean
+        self.n = int(n)
+        self.cov = cov
+        self.data = data
+        self.rows = rows
+        if sqrt is not None:
+            self.__dict__["sqrt"] = sqrt
+
+    @classmethod
+    def fit(cls, x: np.ndarray, rows: np.ndarray | None = None) -> Gaussian:
+        """Float64 moments of ``x`` (or of ``x[rows]``)."""
+        n = x.shape[0] if rows is None else len(rows)
+        if not uses_rows(n, x.shape[1]):
+            mean, cov = mean_cov(x if rows is None else x[rows])
+            return cls(mean, n, cov=cov)
+        mean = np.zeros(x.shape[1])
+        for s, e in _row_blocks(n, x.shape[1]):
+            mean += np.asarray(_take(x, rows, s, e), dtype=np.float64).sum(axis=0)
+        mean /= n
+        return cls(mean, n, data=x, rows=None if rows is None else np.asarray(rows))
+
+    @classmethod
+    def from_moments(cls, mean: np.ndarray, cov: np.ndarray,
+                     sqrt: np.ndarray | None = None, n: int = 0) -> Gaussian:
+        """A Gaussian given by its mean and covariance (``n`` is informative only)."""
+        return cls(np.asarray(mean, np.float64), n, cov=np.asarray(cov, np.float64),
+                   sqrt=sqrt)
+
+    @property
+    def form(self) -> Form:
+        return "covariance" if self.cov is not None else "rows"
+
+    @property
+    def dim(self) -> int:
+        return int(self.mean.shape[0])
+
+    @cached_property
+    def trace(self) -> float:
+        """tr Σ: the trace of the matrix, or ‖Xc‖²_F / (N − 1) from the rows."""
+        if self.cov is not None:
+            return np.trace(self.cov)
+        total = 0.0
+        for _, block in self.centred_blocks():
+            total += float(np.einsum("ij,ij->", block, block))
+        return total / max(self.n - 1, 1)
+
+    @cached_property
+    def sqrt(self) -> np.ndarray:
+        """Σ^½ (covariance form only), computed once per object."""
+        if self.cov is None:
+            raise ValueError("the rows form keeps no covariance matrix")
+        return psd_sqrt(self.cov)
+
+    def centred_blocks(self, width: int | None = None) -> Iterator[tuple[slice, np.ndarray]]:
+        """(columns, float64 centred rows restricted to them), block by block of columns."""
+        assert self.data is not None
+        width = width or _column_width(self.n)
+        for s in range(0, self.dim, width):
+            cols = slice(s, min(s + width, self.dim))
+            block = _columns(self.data, self.rows, cols, np.float64)
+            block -= self.mean[cols]
+            yield cols, block
+
+    def covariance(self) -> np.ndarray:
+        """The d×d covariance (built from the rows in the rows form: for checks only)."""
+        if self.cov is not None:
+            return self.cov
+        assert self.data is not None
+        x = self.data if self.rows is None else self.data[self.rows]
+        return mean_cov(x)[1]
+
+
+def trace_sqrt_product(g1: Gaussian, g2: Gaussian) -> float:
+    """``tr (Σ₁Σ₂)^½`` in whichever form costs least (see the module docstring).
+
+    Two covariances: Σ₁Σ₂ is similar to the symmetric PSD matrix A Σ₂ A with A = Σ₁^½ (kept
+    with ``g1``), so the trace is the sum of square roots of its eigenvalues, found stably by
+    ``eigvalsh`` (``scipy.linalg.sqrtm`` of the non-symmetric product can return complex
+    values and fails on singular covariances).
+    """
+    if g1.cov is not None and g2.cov is not None:
+        a = g1.sqrt
+        m = a @ g2.cov @ a
+        vals = np.linalg.eigvalsh((m + m.T) / 2)
+        return float(np.sqrt(np.clip(vals, 0.0, None)).sum())
+    if g1.cov is not None or g2.cov is not None:
+        matrix, rows = (g1, g2) if g1.cov is not None else (g2, g1)
+        y = np.zeros((rows.n, rows.dim))
+        for cols, block in rows.centred_blocks():
+            y += block @ matrix.sqrt[cols]
+        vals = np.linalg.eigvalsh(y @ y.T)
+        return float(np.sqrt(np.clip(vals, 0.0, None)).sum() / np.sqrt(max(rows.n - 1, 1)))
+    cross = gram(g1.data, g2.data, x_rows=g1.rows, y_rows=g2.rows,
+                 x_shift=g1.mean, y_shift=g2.mean)
+    # Singular values as square roots of the eigenvalues of the smaller of CᵀC and CCᵀ, as
+    # the covariance form does with A Σ₂ A (an SVD of C costs about three times more).
+    small = cross.T @ cross if cross.shape[1] <= cross.shape[0] else cross @ cross.T
+    del cross
+    vals = np.linalg.eigvalsh(small)
+    return float(np.sqrt(np.clip(vals, 0.0, None)).sum()
+                 / np.sqrt(max(g1.n - 1, 1) * max(g2.n - 1, 1)))
+
+
+def frechet(g1: Gaussian, g2: Gaussian) -> float:
+    """``‖μ₁ − μ₂‖² + tr Σ₁ + tr Σ₂ − 2 tr (Σ₁Σ₂)^½`` in float64 (clipped at 0)."""
+    diff = g1.mean - g2.mean
+    value = diff @ diff + g1.trace + g2.trace - 2 * trace_sqrt_product(g1, g2)
+    return float(max(value, 0.0))
+
+
+def gram(x: np.ndarray, y: np.ndarray | None = None, *, x_rows: np.ndarray | None = None,
+         y_rows: np.ndarray | None = None, x_shift: np.ndarray | None = None,
+         y_shift: np.ndarray | None = None, dtype: type[np.floating] = np.float64
+         ) -> np.ndarray:
+    """``(X − x_shift)(Y − y_shift)ᵀ`` of row subsets of two arrays, in ``dtype``.
+
+    ``y=None`` means Y = X (``x_rows`` and ``x_shift`` apply to both; the product is then
+    symmetric and costs half). Columns are converted (and shifted) a block at a time,
+    :data:`BLOCK_BYTES` per block, and BLAS accumulates the products in place, so memory is
+    the result plus one or two blocks whatever d.
+    """
+    same = y is None
+    if same:
+        y, y_rows, y_shift = x, x_rows, x_shift
+    assert y is not None
+    if (x_rows is None and y_rows is None and x_shift is None and y_shift is None
+            and x.dtype == dtype and y.dtype == dtype):
+        return np.asarray(x @ y.T)  # nothing to convert: one product, no copies
+    nx = x.shape[0] if x_rows is None else len(x_rows)
+    ny = y.shape[0] if y_rows is None else len(y_rows)
+    d = x.shape[1]
+    out = np.zeros((nx, ny), dtype=dtype, order="F")  # BLAS accumulates into it in place
+    gemm, syrk = get_blas_funcs(("gemm", "syrk"), dtype=np.dtype(dtype))
+    width = max(1, int(BLOCK_BYTES // (np.dtype(dtype).itemsize * (nx + (0 if same else ny)))))
+    for s in range(0, d, width):
+        cols = slice(s, min(s + width, d))
+        a = _columns(x, x_rows, cols, dtype)
+        if x_shift is not None:
+            a -= x_shift[cols].astype(dtype)
+        # a is C-ordered, so a.T is the Fortran-ordered (columns × rows) array BLAS reads.
+        if same:
+            out = syrk(1.0, a.T, beta=1.0, c=out, trans=1, overwrite_c=1)
+            continue
+        b = _columns(y, y_rows, cols, dtype)
+        if y_shift is not None:
+            b -= y_shift[cols].astype(dtype)
+        out = gemm(1.0, a.T, b.T, beta=1.0, c=out, trans_a=1, overwrite_c=1)
+    if same:  # syrk fills the upper triangle
+        lower = np.tril_indices(nx, -1)
+        out[lower] = out.T[lower]
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# blocks
+# ---------------------------------------------------------------------------------------------
+
+
+def row_block(d: int, rows: int = 4096) -> int:
+    """Rows per block of a blockwise pass over d-dimensional rows in float64: ``rows``,
+    fewer when that would exceed :data:`BLOCK_BYTES` (never fewer for d ≤ 2048)."""
+    return max(1, min(rows, int(BLOCK_BYTES // (8 * max(d, 1)))))
+
+
+def _column_width(n: int) -> int:
+    return max(1, int(BLOCK_BYTES // (8 * max(n, 1))))
+
+
+def _row_blocks(n: int, d: int) -> Iterator[tuple[int, int]]:
+    step = row_block(d)
+    for s in range(0, n, step):
+        yield s, min(s + step, n)
+
+
+def _take(x: np.ndarray, rows: np.ndarray | None, start: int, stop: int) -> np.ndarray:
+    return x[start:stop] if rows is None else x[rows[start:stop]]
+
+
+def _columns(x: np.ndarray, rows: np.ndarray | None, cols: slice,
+             dtype: type[np.floating]) -> np.ndarray:
+    """A contiguous copy of ``x[rows, cols]`` in ``dtype`` (the caller may modify it)."""
+    if rows is None:
+        return np.array(x[:, cols], dtype=dtype, order="C", copy=True)
+    return np.ascontiguousarray(x[rows, cols], dtype=dtype)  # fancy indexing copied already
