@@ -6,6 +6,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 # ../shared/data relative to the repository root: real datasets that are never copied here
@@ -44,3 +45,22 @@ def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def smoke_copy(smoke_run: Path, tmp_path: Path) -> Path:
     """A private copy of the shared smoke run (same folder name), for tests that change it."""
     return Path(shutil.copytree(smoke_run, tmp_path / smoke_run.name, symlinks=True))
+
+
+@pytest.fixture(scope="session")
+def two_classes() -> tuple:
+    """Two labelled classes: real training set with a holdout, a synthetic set, images."""
+    rng = np.random.default_rng(0)
+    real = np.r_[rng.standard_normal((120, 8)), rng.standard_normal((120, 8)) + 3]
+    labels = np.repeat([0, 1], 120)
+    holdout = np.r_[rng.standard_normal((40, 8)), rng.standard_normal((40, 8)) + 3]
+    holdout_labels = np.repeat([0, 1], 40)
+    syn = np.r_[rng.standard_normal((60, 8)), rng.standard_normal((60, 8)) * 0.5 + 3]
+    syn_labels = np.repeat([0, 1], 60)
+    images = rng.integers(0, 256, (120, 16, 16), dtype=np.uint8)
+    from synthlens.metrics import RealReference
+
+    ref = RealReference(k=5, feature_space={"extractor": "test"}).fit(
+        real, labels, holdout=holdout, holdout_labels=holdout_labels,
+        class_names=["normal", "pneumonia"])
+    return ref, syn, syn_labels, images, holdout

@@ -10,9 +10,6 @@ import sys
 import warnings
 from pathlib import Path
 
-import numpy as np
-import pytest
-
 from synthlens.analysis.categories import (
     counted_once,
     metric_category,
@@ -24,7 +21,6 @@ from synthlens.metrics import (
     IMAGE_METRICS,
     REGISTRY,
     RUN_METRICS,
-    RealReference,
     evaluate_features,
     evaluate_images,
     variety_scores,
@@ -34,23 +30,6 @@ from synthlens.metrics.catalogue import FAMILIES, METRIC_CLASSES, MetricSpec
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src" / "synthlens"
 CLASS_MODULES = {SRC / "metrics" / name for name in ("fidelity.py", "variety.py", "privacy.py")}
-
-
-@pytest.fixture(scope="module")
-def labelled():
-    """Two labelled classes: real training set with a holdout, a synthetic set, images."""
-    rng = np.random.default_rng(0)
-    real = np.r_[rng.standard_normal((120, 8)), rng.standard_normal((120, 8)) + 3]
-    labels = np.repeat([0, 1], 120)
-    holdout = np.r_[rng.standard_normal((40, 8)), rng.standard_normal((40, 8)) + 3]
-    holdout_labels = np.repeat([0, 1], 40)
-    syn = np.r_[rng.standard_normal((60, 8)), rng.standard_normal((60, 8)) * 0.5 + 3]
-    syn_labels = np.repeat([0, 1], 60)
-    images = rng.integers(0, 256, (120, 16, 16), dtype=np.uint8)
-    ref = RealReference(k=5, feature_space={"extractor": "test"}).fit(
-        real, labels, holdout=holdout, holdout_labels=holdout_labels,
-        class_names=["normal", "pneumonia"])
-    return ref, syn, syn_labels, images, holdout
 
 
 def test_catalogue_and_analysis_import_without_torch():
@@ -148,8 +127,8 @@ def test_no_second_table_of_metric_facts_in_src():
     assert not found, found
 
 
-def test_hyperparameters_reach_the_constructors(labelled):
-    ref, syn, syn_labels, images, _ = labelled
+def test_hyperparameters_reach_the_constructors(two_classes):
+    ref, syn, syn_labels, images, _ = two_classes
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         out = evaluate_features(ref, syn, syn_labels, n_bootstrap=10, level=0.5,
@@ -190,8 +169,8 @@ def _has(cell: str) -> bool:
     return cell.startswith("yes")
 
 
-def test_docs_say_which_metrics_have_a_ci_and_per_class_values(labelled):
-    ref, syn, syn_labels, images, _ = labelled
+def test_docs_say_which_metrics_have_a_ci_and_per_class_values(two_classes):
+    ref, syn, syn_labels, images, _ = two_classes
     rows = _docs_table()
     assert set(rows) == set(REGISTRY)
     with warnings.catch_warnings():

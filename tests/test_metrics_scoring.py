@@ -7,35 +7,16 @@ import math
 import warnings
 
 import numpy as np
-import pytest
 
 from synthlens.analysis.categories import base_name
 from synthlens.metrics import (
     FEATURE_METRICS,
     IMAGE_METRICS,
     REGISTRY,
-    RealReference,
     SpaceScorer,
     label_judge,
     run_metrics,
 )
-
-
-@pytest.fixture(scope="module")
-def labelled():
-    """Two labelled classes: real training set with a holdout, a synthetic set, images."""
-    rng = np.random.default_rng(0)
-    real = np.r_[rng.standard_normal((120, 8)), rng.standard_normal((120, 8)) + 3]
-    labels = np.repeat([0, 1], 120)
-    holdout = np.r_[rng.standard_normal((40, 8)), rng.standard_normal((40, 8)) + 3]
-    holdout_labels = np.repeat([0, 1], 40)
-    syn = np.r_[rng.standard_normal((60, 8)), rng.standard_normal((60, 8)) * 0.5 + 3]
-    syn_labels = np.repeat([0, 1], 60)
-    images = rng.integers(0, 256, (120, 16, 16), dtype=np.uint8)
-    ref = RealReference(k=5, feature_space={"extractor": "test"}).fit(
-        real, labels, holdout=holdout, holdout_labels=holdout_labels,
-        class_names=["normal", "pneumonia"])
-    return ref, syn, syn_labels, images, holdout
 
 
 class Judge:
@@ -47,9 +28,9 @@ class Judge:
             return np.repeat([0, 1], len(images) // 2)
 
 
-def _score_run(labelled):
+def _score_run(two_classes):
     """What the pipeline writes for two sets in a primary and a second space."""
-    ref, syn, syn_labels, images, _ = labelled
+    ref, syn, syn_labels, images, _ = two_classes
     judge = label_judge([object(), Judge()])
     out = {}
     with warnings.catch_warnings():
@@ -69,8 +50,8 @@ def _score_run(labelled):
     return out
 
 
-def test_every_metric_a_run_writes_is_catalogued_and_every_entry_is_produced(labelled):
-    written = _score_run(labelled)
+def test_every_metric_a_run_writes_is_catalogued_and_every_entry_is_produced(two_classes):
+    written = _score_run(two_classes)
     names = {m for results in written.values() for m in results}
     assert all(base_name(m) in REGISTRY for m in names), sorted(names)
     assert "fid@pixels" in names and "mean_image_kb@pixels" not in names
@@ -81,8 +62,8 @@ def test_every_metric_a_run_writes_is_catalogued_and_every_entry_is_produced(lab
     assert not math.isnan(written["a"]["label_consistency"].value)  # the judge was found
 
 
-def test_scoring_policy(labelled):
-    ref, syn, syn_labels, images, holdout = labelled
+def test_scoring_policy(two_classes):
+    ref, syn, syn_labels, images, holdout = two_classes
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         scorer = SpaceScorer(ref, space="domain", primary=True,
