@@ -236,14 +236,15 @@ def test_identical_row_groups_do_not_depend_on_the_hash_block():
         assert np.array_equal(a, b)
 
 
-def test_wide_rows_stay_exact():
+@pytest.mark.parametrize("d", [2100, 33000])
+def test_wide_rows_stay_exact(d):
     """Above 2048 features the engine keeps more candidates per query (a looser float32
-    bound): results still equal the float64 brute force, duplicates included."""
+    bound), above 32,768 it computes float64 tiles: results still equal the float64 brute
+    force, duplicates included."""
     rng = np.random.default_rng(3)
-    x = (rng.standard_normal((70, 2100)) * 0.1 + rng.standard_normal((1, 2100))).astype(
-        np.float32)
+    x = (rng.standard_normal((70, d)) * 0.1 + rng.standard_normal((1, d))).astype(np.float32)
     x[5] = x[9]
-    y = (x[:40] + rng.standard_normal((40, 2100)).astype(np.float32) * 0.01)
+    y = (x[:40] + rng.standard_normal((40, d)).astype(np.float32) * 0.01)
     engine = NeighbourEngine(block=(16, 16))
     nb = engine.knn(x, None, 5)
     d = exact_sq(x, x)

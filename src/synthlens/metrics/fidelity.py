@@ -8,6 +8,7 @@ privacy-aware fidelity F^p (Xing et al. 2023), and label consistency.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -151,7 +152,8 @@ def kid(real: np.ndarray, synthetic: np.ndarray, *, subsets: int = 100,
     replacement from each set. Real subsets depend only on ``seed`` and the real set, so the
     real-real kernel terms can be cached across synthetic sets (``_real_terms``).
     ``precision`` is that of the inner products (see :func:`polynomial_kernel`); kernel
-    values and sums are float64 either way.
+    values and sums are float64 either way. In high-dimensional spaces the subsets gather
+    their inner products from whole matrices computed once (see :func:`_kid_grams`).
     """
     m = min(subset_size, real.shape[0], synthetic.shape[0])
     if m < 2:
@@ -283,7 +285,8 @@ def _rows64(x: np.ndarray, unit: bool) -> np.ndarray:
     return rows / np.linalg.norm(rows, axis=1, keepdims=True) if unit else rows
 
 
-def _blocks(x: np.ndarray, rows: np.ndarray | None, block: int | None):
+def _blocks(x: np.ndarray, rows: np.ndarray | None, block: int | None
+            ) -> Iterator[np.ndarray]:
     """Blocks of ``x`` (or of ``x[rows]``, gathered a block at a time, never whole)."""
     block = block or row_block(x.shape[1])
     n = x.shape[0] if rows is None else len(rows)

@@ -49,6 +49,10 @@ _EXTRA_CANDIDATES = 8
 # The float32 error bound grows with the dimension, so above this many features more
 # candidates fall inside it; keeping 3x as many then spares the exact whole-row fallback.
 _WIDE_DIM = 2048
+# Above this many features the float32 bound (about 2·d·2⁻²⁴ of the squared norms) leaves so
+# many comparisons to the exact recheck that float64 tiles cost less (measured at 65,536-d:
+# half the time); `precision="float32"` then computes float64 tiles (same results).
+_FLOAT32_MAX_DIM = 32768
 # A reference point with more near-tied nearest-query candidates than this in one tile is
 # settled by the exact fallback instead (bounds the candidate list's memory).
 _MAX_COLUMN_CANDIDATES = 32
@@ -392,7 +396,8 @@ class NeighbourEngine:
         Where tiles are computed (``"cpu"``, ``"cuda"``); exact rechecks run on the CPU.
     precision:
         ``"float32"`` (default; fast, with exact float64 rechecks of every undecided
-        comparison) or ``"float64"`` tiles (same results, slower).
+        comparison; float64 tiles above 32,768 features, where the float32 error bound
+        leaves too much undecided) or ``"float64"`` tiles (same results, slower).
     memory_mb:
         Budget for the working set (tiles, candidate lists, cached reference blocks) on top
         of the features themselves; block sizes are chosen from it.
@@ -458,7 +463,8 @@ class NeighbourEngine:
         if self.distance == "hamming":
             n_codes = max(p.max_value() for p in sets) + 1
             return _HammingSpace(self.device, n_codes, sets[0].dim)
-        dtype = torch.float32 if self.precision == "float32" else torch.float64
+        wide = sets[0].dim > _FLOAT32_MAX_DIM  # float32's bound would leave too much undecided
+        dtype = torch.float32 if self.precision == "float32" and not wide else torch.float64
         return _FloatSpace(self.distance, dtype, self.device)
 
     def _points(self, x: np.ndarray | _Points, source: str,
@@ -559,7 +565,8 @@ class _SweepRun:
         self.stats: dict[str, float] = {"tiles": 0, "exact_rechecks": 0, "fallback_rows": 0,
                                         "tile_s": 0.0, "reduce_s": 0.0, "exact_s": 0.0}
         d = q.dim
-        itemsize = 4 if engine.precision == "float32" or self.space.exact_tiles else 8
+        tile_dtype = getattr(self.space, "dtype", torch.float32)
+        itemsize = 4 if self.space.exact_tiles or tile_dtype == torch.float32 else 8
         if isinstance(self.space, _HammingSpace) and self.space.one_hot:
             d = self.space.n_codes * self.space.code_length
         budget = engine.memory_mb * 2**20
