@@ -317,13 +317,13 @@ class RunConfig(Mapping[str, Any]):
         User-supplied synthetic sets, ``{name: path}``.
     features, metrics, utility:
         :class:`FeaturesConfig`, :class:`MetricsConfig`, :class:`UtilitySection`.
-    budget_settings:
-        The expanded budget (:class:`BudgetSettings`); a raw config gives
-        ``budget_overrides`` (same structure) instead, merged over the named budget.
     gates:
         Thresholds a pipeline stops on (:mod:`synthlens.gates`), e.g.
         ``"memorisation_rate > 0.01"``: checked after every output is written; a failed
         gate makes the command exit 3.
+    budget_settings:
+        The expanded budget (:class:`BudgetSettings`); a raw config gives
+        ``budget_overrides`` (same structure) instead, merged over the named budget.
     """
 
     name: str = "synthlens-run"
@@ -338,8 +338,8 @@ class RunConfig(Mapping[str, Any]):
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     utility: UtilitySection = field(default_factory=UtilitySection)
-    budget_settings: BudgetSettings = field(default_factory=BudgetSettings)
     gates: tuple[str, ...] = ()
+    budget_settings: BudgetSettings = field(default_factory=BudgetSettings)
     #: Where the config came from (a path, ``demo``...), for the messages.
     source: str = field(default="<config>", compare=False, metadata=INTERNAL)
 
