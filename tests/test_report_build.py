@@ -61,7 +61,7 @@ def test_every_section_present_and_images_are_png_data_uris(smoke_run: Path) -> 
     pngs = {p.name for p in (smoke_run / "report" / "figures").glob("*.png")}
     assert len(pngs) == len(images)
     shown = shown_sets(results)
-    assert len(shown) == 9  # 7 generated sets (StyleGAN2 at two truncations) + 2 references
+    assert len(shown) == 10  # 7 generated sets (StyleGAN2 at two truncations) + 3 references
     # Every shown set has a sample grid and closest pairs (the audit and data/train.npz are
     # in the run); the curves figure has one panel per generator.
     assert pngs == {"utility.png", "plane.png", "radar.png", "correlation_heatmap.png",
