@@ -72,10 +72,10 @@ class GateOutcome:
     def to_json(self) -> dict[str, Any]:
         return {"expression": self.gate.expression, "set": self.set_name,
                 "metric": self.gate.metric, "op": self.gate.op,
-                "threshold": _finite(self.threshold),
+                "threshold": _number(self.threshold),
                 "threshold_source": "floor" if self.gate.uses_floor else "number",
-                "value": _finite(self.value),
-                "ci": None if self.ci is None else [_finite(v) for v in self.ci],
+                "value": _number(self.value),
+                "ci": None if self.ci is None else [_number(v) for v in self.ci],
                 "failed": self.failed, "reason": self.reason}
 
     def line(self) -> str:
@@ -198,10 +198,6 @@ def _number(value: Any) -> float | None:
         return None
     value = float(value)
     return value if math.isfinite(value) else None
-
-
-def _finite(value: float | None) -> float | None:
-    return None if value is None or not math.isfinite(value) else float(value)
 
 
 def _fmt(value: float) -> str:

@@ -427,7 +427,7 @@ class Pipeline:
             "floors": {m: r.to_json() for m, r in sorted(floors.items())},
         }
         gates = parse_gates(self.settings.gates, source="gates")
-        results["gates"] = [o.to_json() for o in check_gates(gates, _as_written(results))]
+        results["gates"] = [o.to_json() for o in check_gates(gates, results)]
         return results
 
     def write_results(self, splits: Splits, sets: Mapping[str, SetEntry], metrics: Scores,
