@@ -21,6 +21,11 @@ BASE = {"budget": "smoke", "dataset": {"source": "demo"},
 # (what is wrong, config changes, key path, a piece of the message that names the problem,
 #  accepted values that must be listed)
 CASES = [
+    ("unknown neighbourhood rule", {"metrics": {"neighbourhood": "strict"}},
+     "metrics.neighbourhood", "unknown rule 'strict'", ["closed", "open"]),
+    ("subsample of an unlisted space", {"features": {"extractors": ["domain"],
+                                                     "subsample": {"pixels": 500}}},
+     "features.subsample.pixels", "is not one of features.extractors", ["domain"]),
     ("misspelt metric", {"metrics": {"names": ["fid", "precison"]}},
      "metrics.names[1]", "unknown metric 'precison'", ["fid", "precision", "kid", "all"]),
     ("unknown family", {"generators": [{"family": "stylegan3"}]},

@@ -60,3 +60,16 @@ def test_fraction_validation():
         holdout_indices(_set([5, 5]), 0.0)
     with pytest.raises(InputError, match="too few images to hold any out"):
         holdout_indices(_set([1, 1]), 0.5)
+
+
+def test_stratified_subsample_keeps_shares_and_is_order_free():
+    from synthlens.data import stratified_subsample
+
+    labels = np.repeat([0, 1, 2], [700, 290, 10])
+    pixels = np.random.default_rng(0).integers(0, 256, (1000, 4, 4), dtype=np.uint8)
+    images = ImageSet(pixels, labels, ["a", "b", "c"], split="s")
+    drawn = stratified_subsample(images, 100, seed=3)
+    assert np.bincount(drawn.labels).tolist() == [70, 29, 1]
+    assert drawn.images.tolist() == stratified_subsample(images, 100, seed=3).images.tolist()
+    assert drawn.images.tolist() != stratified_subsample(images, 100, seed=4).images.tolist()
+    assert stratified_subsample(images, 1000, seed=3) is images  # small enough: kept whole

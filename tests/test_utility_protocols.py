@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from synthlens.data.dataset import ImageSet
+from synthlens.data.splits import stratified_indices
 from synthlens.errors import InputError
 from synthlens.utility.protocols import (
     PROTOCOLS,
@@ -17,7 +18,6 @@ from synthlens.utility.protocols import (
     baseline_arm,
     low_data_subset,
     protocol_arm,
-    stratified_indices,
     synthetic_draw,
 )
 

@@ -135,6 +135,11 @@ class GeneratorSpec:
                 "sample": copy.deepcopy(dict(self.sample))}
 
 
+#: The smallest per-space subsample (``features.subsample``): below it the k-NN and moment
+#: metrics of the real-vs-real floor's halves are noise.
+MIN_SUBSAMPLE = 100
+
+
 @dataclass(frozen=True)
 class FeaturesConfig:
     """``features:``, the feature spaces the metrics are computed in.
@@ -151,12 +156,18 @@ class FeaturesConfig:
         TorchScript file: ``{torchscript: {path: model.pt}}``).
     cache_dir:
         A feature cache shared between runs [inside the run folder].
+    subsample:
+        Per extractor, the number of images of each set scored in its space (``{inception:
+        500}``): a fixed, class-stratified draw of the run's seed, the same for the real
+        reference, the holdout and every set; for costly spaces on CPU. Spaces not named
+        score every image [none].
     """
 
     extractors: tuple[str, ...] = ("domain",)
     primary: str | None = None
     options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     cache_dir: str | None = None
+    subsample: Mapping[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.extractors:
@@ -170,6 +181,13 @@ class FeaturesConfig:
         twice = sorted({n for n in self.extractors if self.extractors.count(n) > 1})
         if twice:
             raise SettingError("extractors", f"{twice[0]!r} is listed twice")
+        for name, n in self.subsample.items():
+            if name not in self.extractors:
+                raise SettingError(f"subsample.{name}", "is not one of features.extractors",
+                                   self.extractors)
+            if isinstance(n, bool) or not isinstance(n, int) or n < MIN_SUBSAMPLE:
+                raise SettingError(f"subsample.{name}", f"expected a whole number of images "
+                                                        f"of at least {MIN_SUBSAMPLE}, got {n!r}")
 
 
 @dataclass(frozen=True)
@@ -182,10 +200,15 @@ class MetricsConfig:
         ``all`` (every metric defined for the feature space) or a list of metric names.
     k:
         Neighbourhood size of the k-NN metrics [5].
+    neighbourhood:
+        Ball membership of the k-NN and copy metrics: ``closed`` (``d <= radius``) or
+        ``open`` (``d < radius``, the convention of prdc and of the companion study's
+        analyzer) [closed]; see :class:`~synthlens.metrics.RealReference`.
     """
 
     names: str | tuple[str, ...] = "all"
     k: int = 5
+    neighbourhood: str = "closed"
 
     def __post_init__(self) -> None:
         if isinstance(self.names, str) and self.names != "all":
@@ -193,6 +216,9 @@ class MetricsConfig:
                                         f"{self.names!r}")
         if self.k < 1:
             raise SettingError("k", f"must be at least 1, got {self.k}")
+        if self.neighbourhood not in ("closed", "open"):
+            raise SettingError("neighbourhood", f"unknown rule {self.neighbourhood!r}",
+                               ("closed", "open"))
 
     @property
     def all(self) -> bool:

@@ -30,6 +30,7 @@ from synthlens.data import (
     load_imageset,
     load_synthetic,
     save_imageset,
+    stratified_subsample,
 )
 from synthlens.device import resolve_device
 from synthlens.errors import InputError, SettingError
@@ -311,15 +312,25 @@ class Pipeline:
 
         k = int(self.config["metrics"]["k"])
         primary = self.config["features"]["primary"]
-        fit_train, holdout = splits.fit_train, splits.holdout
         results: Scores = {name: {} for name in sets}
         floors: dict[str, MetricResult] = {}
-        class_names = fit_train.class_names
+        class_names = splits.fit_train.class_names
         for extractor_name, extractor in spaces.extractors.items():
             space = extractor.describe()
+            n_subsample = self.settings.features.subsample.get(extractor_name)
+            if n_subsample is not None:
+                space["subsample"] = {"images_per_set": n_subsample, "seed": self.seed}
+            rule = self.settings.metrics.neighbourhood
+            if rule != "closed":  # the default rule is not written, so old runs still match
+                space["neighbourhood"] = rule
+
+            def drawn(images: ImageSet, n: int | None = n_subsample) -> ImageSet:
+                return images if n is None else stratified_subsample(images, n, self.seed)
+
+            fit_train, holdout = drawn(splits.fit_train), drawn(splits.holdout)
             feature_names, image_names = self._metric_names(extractor.distance)
             reference = RealReference(k, extractor.distance, feature_space=space,
-                                      device=self.device).fit(
+                                      device=self.device, neighbourhood=rule).fit(
                 spaces.features(extractor_name, fit_train), fit_train.labels,
                 holdout=spaces.features(extractor_name, holdout),
                 holdout_labels=holdout.labels, class_names=class_names)
@@ -340,7 +351,7 @@ class Pipeline:
             floors.update(scorer.named(read_json(path)))
 
             for set_name, entry in sets.items():
-                images = entry.images
+                images = drawn(entry.images)
                 stage = f"metrics/{extractor_name}/{set_name}"
                 key = json_sha256({**base, "set": images.sha256(),
                                    "images": scorer.image_metrics})

@@ -203,5 +203,8 @@ def feature_space_id(entry: dict[str, Any] | None) -> str:
     if isinstance(space, dict):
         for key in ("id", "extractor", "name"):
             if space.get(key):
+                subsample = space.get("subsample") or {}
+                if subsample.get("images_per_set"):
+                    return f"{space[key]} ({subsample['images_per_set']} images per set)"
                 return str(space[key])
     return str(space)

@@ -12,7 +12,13 @@ from synthlens.data.load import load_dataset
 from synthlens.data.medmnist import cache_root, load_medmnist, medmnist_path
 from synthlens.data.medmnist_info import MEDMNIST, MedMNISTInfo
 from synthlens.data.npz import load_imageset, load_npz, save_imageset
-from synthlens.data.splits import HOLDOUT_FRACTION, holdout_indices, reserve_holdout
+from synthlens.data.splits import (
+    HOLDOUT_FRACTION,
+    holdout_indices,
+    reserve_holdout,
+    stratified_indices,
+    stratified_subsample,
+)
 from synthlens.data.synthetic import load_synthetic
 
 __all__ = [
@@ -35,4 +41,6 @@ __all__ = [
     "medmnist_path",
     "reserve_holdout",
     "save_imageset",
+    "stratified_indices",
+    "stratified_subsample",
 ]

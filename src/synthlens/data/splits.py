@@ -52,3 +52,37 @@ def reserve_holdout(train: ImageSet, fraction: float = HOLDOUT_FRACTION,
     keep = np.ones(len(train), dtype=bool)
     keep[held] = False
     return train.subset(np.flatnonzero(keep), split=train.split), train.subset(held, "holdout")
+
+
+def stratified_indices(labels: np.ndarray, n_total: int, rng: np.random.Generator, *,
+                       min_per_class: int = 0) -> np.ndarray:
+    """Sorted indices of ``n_total`` items, each class keeping its share (largest remainder),
+    at least ``min(min_per_class, class size)`` per class."""
+    labels = np.asarray(labels)
+    classes, counts = np.unique(labels, return_counts=True)
+    n_total = int(min(max(n_total, 0), len(labels)))
+    exact = counts * n_total / len(labels)
+    take = np.floor(exact).astype(np.int64)
+    remainder = n_total - int(take.sum())
+    if remainder > 0:
+        take[np.argsort(-(exact - take), kind="stable")[:remainder]] += 1
+    take = np.minimum(np.maximum(take, np.minimum(min_per_class, counts)), counts)
+    chosen = [rng.choice(np.flatnonzero(labels == c), size=int(k), replace=False)
+              for c, k in zip(classes, take, strict=True)]
+    return np.sort(np.concatenate(chosen)) if chosen else np.zeros(0, dtype=np.int64)
+
+
+#: Stream id of the per-space subsample draw (independent of every other draw of the seed).
+_SUBSAMPLE_STREAM = 0x5AB5
+
+
+def stratified_subsample(images: ImageSet, n: int, seed: int = 0) -> ImageSet:
+    """``n`` images of ``images``, every class keeping its share (and at least one image of
+    each class present, which may add a few), drawn by ``seed`` alone: the same draw for
+    every set of a run, whatever order the sets are scored in. ``images`` itself when it
+    has ``n`` or fewer."""
+    if len(images) <= n:
+        return images
+    rng = np.random.default_rng([int(seed), _SUBSAMPLE_STREAM])
+    index = stratified_indices(images.labels, n, rng, min_per_class=1)
+    return images.subset(index, split=images.split)

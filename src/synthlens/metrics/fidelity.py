@@ -248,7 +248,7 @@ class Precision(SetMetric):
     min_n = 10
     description = ("Share of synthetic samples inside some real sample's k-NN ball (radius = "
                    "distance to its k-th nearest real neighbour; `<=`, so identical sets score "
-                   "1).")
+                   "1; `<` under the open neighbourhood rule).")
     reference = "Kynkäänniemi et al., NeurIPS 2019"
 
     def score(self, ctx: EvaluationContext) -> MetricResult:

@@ -32,7 +32,7 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -99,16 +99,27 @@ class Neighbours:
 class Ball:
     """Balls around the points of one set, radii given as scores (one per point).
 
-    A point ``x`` is inside the ball of ``p`` when ``score(x, p) <= radius[p]``. With
-    ``strict=True`` it is inside when ``score < radius`` *or* the two are identical
-    (score 0): the copy test of the privacy metrics, where an exact duplicate is always a copy
-    even when the real image itself has a duplicate (radius 0). With ``count=False`` the
-    sweep reports only whether some ball contains the point (0/1), which is cheaper.
+    A point ``x`` is inside the ball of ``p`` when ``score(x, p) <= radius[p]`` (a closed
+    ball). With ``strict=True`` it is inside when ``score < radius`` (an open ball, as prdc
+    and the companion study's analyzer test it), and with ``identical=True`` as well also
+    when the two are identical (score 0): synthlens's copy test, where an exact duplicate is
+    always a copy even when the real image itself has a duplicate (radius 0). With
+    ``count=False`` the sweep reports only whether some ball contains the point (0/1), which
+    is cheaper.
     """
 
     radii: np.ndarray
     strict: bool = False
     count: bool = True
+    identical: bool = True
+
+    def inside(self, scores: Any, radii: Any) -> Any:
+        """Whether each score lies in its ball (numpy arrays or torch tensors alike)."""
+        if not self.strict:
+            return scores <= radii
+        if self.identical:
+            return (scores < radii) | (scores == 0)
+        return scores < radii
 
 
 @dataclass
@@ -545,7 +556,7 @@ class NeighbourEngine:
         unique = radii[points.first]
         if points.has_duplicates and not np.array_equal(radii, unique[points.inverse]):
             raise ValueError(f"{source}: identical points must have identical ball radii")
-        return Ball(unique, ball.strict, ball.count)
+        return Ball(unique, ball.strict, ball.count, ball.identical)
 
 
 class _SweepRun:
@@ -815,7 +826,7 @@ class _SweepRun:
         for j, ball in enumerate(balls):
             rad = ball.radii[pts][point]
             if self.space.exact_tiles:
-                inside = ((approx < rad) | (approx == 0)) if ball.strict else approx <= rad
+                inside = ball.inside(approx, rad)
             else:
                 inside = approx < rad - tol
                 undecided = ~inside & (approx <= rad + tol)
@@ -827,7 +838,7 @@ class _SweepRun:
                         exact[need] = self.exact_unique(rows[need] + qs, cols[need] + rs)
                     ex = exact[undecided]
                     r_u = rad[undecided]
-                    inside[undecided] = ((ex < r_u) | (ex == 0)) if ball.strict else ex <= r_u
+                    inside[undecided] = ball.inside(ex, r_u)
             if ball.count:
                 part = np.bincount(line, weights=w * inside, minlength=n_lines)
             else:
@@ -857,7 +868,7 @@ class _SweepRun:
         shape = (1, -1) if around_columns else (-1, 1)
         lo = (radii_t - tol).reshape(shape)
         if self.space.exact_tiles:
-            inside = (s < lo) | (s == 0) if ball.strict else s <= lo
+            inside = ball.inside(s, lo)
             undecided = None
         else:
             inside = s < lo
@@ -883,7 +894,7 @@ class _SweepRun:
                     rows, cols = i.cpu().numpy(), lines[j].cpu().numpy()
                 exact = self.exact_unique(rows + qs, cols + rs)
                 rad = radii[cols] if around_columns else radii[rows]
-                ok = ((exact < rad) | (exact == 0)) if ball.strict else exact <= rad
+                ok = ball.inside(exact, rad)
                 w = weights.cpu().numpy().astype(np.float64)
                 line = rows if around_columns else cols
                 if ball.count:

@@ -28,6 +28,10 @@ from synthlens.metrics.moments import Gaussian
 if TYPE_CHECKING:
     from synthlens.metrics.knn import DistanceName, Neighbours
 
+#: The neighbourhood rules of :class:`RealReference` (``metrics.neighbourhood``).
+Neighbourhood = Literal["closed", "open"]
+NEIGHBOURHOODS: tuple[str, ...] = ("closed", "open")
+
 
 @dataclass
 class SetNeighbourhoods:
@@ -89,6 +93,13 @@ class RealReference:
     feature_space:
         Description of the features (extractor id, weights SHA-256, preprocessing); copied
         into every :class:`~synthlens.metrics.base.MetricResult`.
+    neighbourhood:
+        Who is inside a k-NN ball or a copy ball. ``"closed"`` [default]: ``d <= radius``,
+        so identical sets score precision and coverage 1, and an exact duplicate of a real
+        sample is always a copy. ``"open"``: ``d < radius`` for every ball, the convention
+        of prdc and of the companion study's analyzer (``synthetic-image-analyzer``); with
+        ties (integer code maps under Hamming distance) the two differ, on continuous
+        features they agree. See ``docs/metrics.md``.
 
     Fitted attributes (after :meth:`fit`): ``features_``, ``labels_``, ``class_names_``,
     ``holdout_``, ``holdout_labels_``, ``neighbours_`` (real-vs-real k-NN, self excluded),
@@ -100,12 +111,17 @@ class RealReference:
     def __init__(self, k: int = 5, distance: DistanceName = "euclidean", *,
                  device: str = "cpu", precision: Literal["float32", "float64"] = "float32",
                  memory_mb: float = 256.0, progress: bool = False,
-                 feature_space: dict[str, Any] | None = None) -> None:
+                 feature_space: dict[str, Any] | None = None,
+                 neighbourhood: Neighbourhood = "closed") -> None:
         if not isinstance(k, int | np.integer) or k < 1:
             raise InputError("k", f"must be a positive integer, got {k!r}")
+        if neighbourhood not in NEIGHBOURHOODS:
+            raise InputError("neighbourhood", f"unknown rule {neighbourhood!r}; accepted: "
+                                              f"{', '.join(NEIGHBOURHOODS)}")
         from synthlens.metrics.knn import NeighbourEngine
 
         self.k = int(k)
+        self.neighbourhood: Neighbourhood = neighbourhood
         self.distance: DistanceName = distance
         self.engine = NeighbourEngine(distance, device=device, precision=precision,
                                       memory_mb=memory_mb, progress=progress)
@@ -241,10 +257,14 @@ class RealReference:
         if realism:
             # Kynkäänniemi et al. (2019) leave out the half of the real balls that are largest.
             realism_radii = np.where(radii <= np.median(radii), radii, np.inf)
+        open_ = self.neighbourhood == "open"
         cross = engine.sweep(
             s, real, k=self.k, reference_nearest=True,
-            reference_balls=[Ball(radii), Ball(real_nb.scores[:, 0], strict=True, count=False)],
-            query_balls=[Ball(syn_nb.kth(), count=False)], realism_radii=realism_radii,
+            reference_balls=[Ball(radii, strict=open_, identical=False),
+                             Ball(real_nb.scores[:, 0], strict=True, count=False,
+                                  identical=not open_)],
+            query_balls=[Ball(syn_nb.kth(), strict=open_, count=False, identical=False)],
+            realism_radii=realism_radii,
             query_name="synthetic features", reference_name="real features",
             query_rows=s_rows, reference_rows=r_rows)
         assert cross.neighbours is not None and cross.reference_nearest is not None
@@ -264,6 +284,11 @@ class RealReference:
             real_to_synthetic=cross.reference_nearest,
             real_in_synthetic_balls=cross.query_ball_counts[0],
             holdout_to_synthetic=hold_nb, realism=cross.realism, stats=stats)
+
+    def within(self, scores: np.ndarray, radii: np.ndarray) -> np.ndarray:
+        """``scores`` inside balls of ``radii`` under the reference's neighbourhood rule (for
+        the metrics that test ball membership themselves, e.g. coverage)."""
+        return scores < radii if self.neighbourhood == "open" else scores <= radii
 
     # -- cached moments ----------------------------------------------------------------------------
 

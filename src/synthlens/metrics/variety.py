@@ -60,17 +60,17 @@ class Coverage(SetMetric):
     label = "coverage"
     min_n = 10
     description = ("Share of real samples whose k-NN ball contains at least one synthetic sample "
-                   "(`<=`).")
+                   "(`<=`; `<` under the open neighbourhood rule).")
     reference = "Naeem et al., ICML 2020"
 
     def score(self, ctx: EvaluationContext) -> MetricResult:
         ref = ctx.reference
         nb = ctx.neighbourhoods
-        covered = (nb.real_to_synthetic.scores[:, 0] <= ref.radii_).astype(np.float64)
+        covered = ref.within(nb.real_to_synthetic.scores[:, 0], ref.radii_).astype(np.float64)
 
         def conditional(label: int, sub) -> float:
             radii = ref.class_neighbours_[label].kth()
-            return float((sub.real_to_synthetic.scores[:, 0] <= radii).mean())
+            return float(ref.within(sub.real_to_synthetic.scores[:, 0], radii).mean())
 
         return self.mean_result(ctx, covered,
                            per_class=self.conditional(ctx, conditional),
@@ -112,7 +112,7 @@ class BetaRecall(SetMetric):
 
         def parts(x: np.ndarray, to_synthetic: Neighbours, nn1: np.ndarray
                   ) -> tuple[np.ndarray, np.ndarray]:
-            covered = to_synthetic.scores[:, 0] <= nn1
+            covered = ref.within(to_synthetic.scores[:, 0], nn1)
             # distance of each real sample's nearest synthetic sample to the synthetic centre
             closest_d = center_distances(x, row_mean(x, unit), unit)[to_synthetic.indices[:, 0]]
             return covered, closest_d

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from synthlens.data.dataset import ImageSet
+from synthlens.data.splits import stratified_indices
 from synthlens.errors import InputError, SettingError
 from synthlens.nets.classifiers import TrainConfig
 from synthlens.settings import check_names
@@ -224,24 +225,6 @@ class UtilityConfig:
         steps = self.classifier.epochs * max(1, math.ceil(n_real_train /
                                                           self.classifier.batch_size))
         return replace(self.classifier, steps=steps)
-
-
-def stratified_indices(labels: np.ndarray, n_total: int, rng: np.random.Generator, *,
-                       min_per_class: int = 0) -> np.ndarray:
-    """Sorted indices of ``n_total`` items, each class keeping its share (largest remainder),
-    at least ``min(min_per_class, class size)`` per class."""
-    labels = np.asarray(labels)
-    classes, counts = np.unique(labels, return_counts=True)
-    n_total = int(min(max(n_total, 0), len(labels)))
-    exact = counts * n_total / len(labels)
-    take = np.floor(exact).astype(np.int64)
-    remainder = n_total - int(take.sum())
-    if remainder > 0:
-        take[np.argsort(-(exact - take), kind="stable")[:remainder]] += 1
-    take = np.minimum(np.maximum(take, np.minimum(min_per_class, counts)), counts)
-    chosen = [rng.choice(np.flatnonzero(labels == c), size=int(k), replace=False)
-              for c, k in zip(classes, take, strict=True)]
-    return np.sort(np.concatenate(chosen)) if chosen else np.zeros(0, dtype=np.int64)
 
 
 # Stream ids keep the subsampling draws of different purposes independent of each other.
