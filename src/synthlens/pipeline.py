@@ -14,7 +14,7 @@ import json
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,10 +26,12 @@ from synthlens.data import (
     ImageSet,
     RealData,
     holdout_indices,
+    load_arrays,
     load_dataset,
     load_imageset,
     load_synthetic,
     save_imageset,
+    save_real_data,
     stratified_subsample,
 )
 from synthlens.device import resolve_device
@@ -99,22 +101,49 @@ class Inputs:
     settings: RunConfig  # the same config, typed
 
 
-def load_inputs(config: Mapping[str, Any]) -> Inputs:
+@dataclass(frozen=True)
+class InMemory:
+    """Data given as arrays (the Python API) rather than as files.
+
+    ``real``: the real dataset in the layout of a MedMNIST ``.npz`` (``train_images``, ...,
+    :func:`~synthlens.data.load_arrays`), or None for the config's ``dataset.source``;
+    ``synthetic``: sets by name, each ``{"images": ..., "labels": ...}``
+    (:func:`~synthlens.data.load_synthetic`). Both pass the checks a file passes. The run
+    folder keeps a copy of each (:data:`REAL_COPY`, :func:`synthetic_copy`) and
+    ``config.yaml`` names those copies (absolute paths), so the run can be repeated from its
+    folder: ``run(yaml.safe_load(open("RUN/config.yaml")), "elsewhere")``.
+    """
+
+    real: Mapping[str, Any] | None = None
+    synthetic: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+
+#: Where a run folder keeps a real dataset that was given in memory.
+REAL_COPY = "inputs/real.npz"
+
+
+def synthetic_copy(name: str) -> str:
+    """Where a run folder keeps a synthetic set (every set's samples, not only user sets)."""
+    return f"sets/{name}/samples.npz"
+
+
+def load_inputs(config: Mapping[str, Any], given: InMemory | None = None) -> Inputs:
     """Check the config (a :class:`RunConfig`, or its resolved dict form) and read and
-    validate the dataset, the user's synthetic sets and the extractors' weights; also
-    check that every generator family and extractor takes the data's image size."""
+    validate the dataset, the user's synthetic sets (from files, or from ``given`` arrays)
+    and the extractors' weights; also check that every generator family and extractor
+    takes the data's image size."""
+    given = given or InMemory()
     settings = RunConfig.from_resolved(config)
     dataset = settings.dataset
-    real = load_dataset(dataset.source, size=dataset.size, cache_dir=dataset.cache_dir,
-                        download=dataset.download, seed=settings.seed)
+    if given.real is not None:
+        real = load_arrays(given.real, name="real", label="real")
+    else:
+        real = load_dataset(dataset.source, size=dataset.size, cache_dir=dataset.cache_dir,
+                            download=dataset.download, seed=settings.seed)
     _check_image_shape(settings, real)
-    user_sets = {}
-    for name, path in settings.synthetic.items():
-        images = load_synthetic(path, real.class_names, name)
-        if images.image_shape != real.image_shape:
-            raise InputError(path, f"images are {images.image_shape} but the real data "
-                                   f"({real.source}) is {real.image_shape}")
-        user_sets[name] = images
+    user_sets = {name: load_synthetic(given.synthetic.get(name, path), real.class_names, name,
+                                      image_shape=real.image_shape)
+                 for name, path in settings.synthetic.items()}
     from synthlens.features import get_extractor
 
     for name in settings.features.extractors:
@@ -217,10 +246,10 @@ class Pipeline:
     def _filed(self, entry: SetEntry, curves: str | None = None) -> SetEntry:
         """``entry`` with its files named (and its samples written, unless a generator
         stage wrote them)."""
-        path = self.run.path("sets", entry.name, "samples.npz")
+        path = self.run.path(synthetic_copy(entry.name))
         if entry.kind != "generated":  # generated sets were written by their stage
             save_imageset(path, entry.images)
-        entry.files = {"samples": f"sets/{entry.name}/samples.npz"}
+        entry.files = {"samples": synthetic_copy(entry.name)}
         if curves:
             entry.files["curves"] = curves
         return entry
@@ -542,15 +571,19 @@ def _check_stage(stop_after: str | None) -> None:
 
 def run(config: Mapping[str, Any], out: str | os.PathLike[str], *, mode: Mode = "new",
         progress: bool = True, on_stage: Callable[[str], None] | None = None,
-        stop_after: str | None = None, redo: Sequence[str] = ()) -> Path:
+        stop_after: str | None = None, redo: Sequence[str] = (),
+        given: InMemory | None = None) -> Path:
     """Run the whole pipeline for a resolved config (or up to ``stop_after``, one of
     ``STAGES``; ``mode="resume"`` continues later, rerunning the finished stages named in
-    ``redo``, e.g. ``generators/ldm``); returns the run folder."""
+    ``redo``, e.g. ``generators/ldm``); ``given``: data passed as arrays (:class:`InMemory`).
+    Returns the run folder."""
     _check_stage(stop_after)  # before anything is written
-    inputs = load_inputs(config)
+    inputs = load_inputs(config, given)
     folder = RunFolder(out, mode, redo=redo)
     try:
         folder.write_config(inputs.config)
+        if given is not None and given.real is not None:
+            save_real_data(folder.path(REAL_COPY), inputs.real)
         folder.record_inputs(**{f"real.{k}": v for k, v in inputs.real.hashes().items()},
                              **{f"synthetic.{k}": v.sha256()
                                 for k, v in inputs.user_sets.items()})
@@ -578,18 +611,28 @@ def demo(out: str | os.PathLike[str], *, budget: str = "demo", seed: int = 0,
     return run(config, out, mode=mode, progress=progress, on_stage=on_stage)
 
 
-def evaluate(real: str, synthetic: Mapping[str, str], out: str | os.PathLike[str], *,
-             budget: str = "demo", seed: int = 0, device: str = "auto", mode: Mode = "new",
-             extractors: list[str] | None = None, metrics: list[str] | None = None,
-             protocols: list[str] | None = None, progress: bool = True,
-             on_stage: Callable[[str], None] | None = None, fail_if: Sequence[str] = ()
-             ) -> Path:
-    """Score synthetic sets the user brings (no generator training; ``fail_if``: gates)."""
+def evaluate(real: str | Mapping[str, Any], synthetic: Mapping[str, Any],
+             out: str | os.PathLike[str], *, budget: str = "demo", seed: int = 0,
+             device: str = "auto", mode: Mode = "new", extractors: list[str] | None = None,
+             metrics: list[str] | None = None, protocols: list[str] | None = None,
+             progress: bool = True, on_stage: Callable[[str], None] | None = None,
+             fail_if: Sequence[str] = ()) -> Path:
+    """Score synthetic sets the user brings (no generator training; ``fail_if``: gates).
+
+    ``real`` is a dataset spec (as ``--real``) or arrays in the layout of a MedMNIST
+    ``.npz``; each synthetic set a path (as ``--synthetic``) or ``{"images", "labels"}``
+    arrays (:class:`InMemory` says where the run folder keeps arrays)."""
     from synthlens.config import packaged_config
 
+    in_memory = {name: value for name, value in synthetic.items()
+                 if not isinstance(value, str | os.PathLike)}
+    given = InMemory(None if isinstance(real, str | os.PathLike) else real, in_memory)
+    copies = Path(out).resolve()  # where the run folder will keep the arrays
     raw = packaged_config("evaluate")
-    raw["dataset"] = {**raw.get("dataset", {}), "source": real}
-    raw["synthetic"] = dict(synthetic)
+    raw["dataset"] = {**raw.get("dataset", {}), "source": str(copies / REAL_COPY)
+                      if given.real is not None else os.fspath(real)}
+    raw["synthetic"] = {name: str(copies / synthetic_copy(name)) if name in in_memory
+                        else os.fspath(value) for name, value in synthetic.items()}
     if extractors:
         raw["features"] = {"extractors": extractors, "primary": extractors[0]}
     if metrics:
@@ -604,7 +647,8 @@ def evaluate(real: str, synthetic: Mapping[str, str], out: str | os.PathLike[str
             if error.key == prefix or error.key.startswith((f"{prefix}[", f"{prefix}.")):
                 raise InputError(option, error.detail) from None
         raise
-    return run(config, out, mode=mode, progress=progress, on_stage=on_stage)
+    return run(config, out, mode=mode, progress=progress, on_stage=on_stage,
+               given=given if given.real is not None or in_memory else None)
 
 
 #: Config keys that ``evaluate`` fills from its command-line options.

@@ -6,6 +6,8 @@ Layout::
       config.yaml         the resolved config (budget expanded, defaults filled in)
       manifest.json       versions, seeds, input hashes, times, status, finished stages
       data/ generators/ features/ metrics/ utility/ report/   one sub-folder per stage
+      sets/NAME/samples.npz  every scored set's images (a user's arrays included)
+      inputs/real.npz     the real data, when it was given as arrays (synthlens.evaluate)
       results.json results.csv report.html                   the outputs
 
 The last three stages are ``results`` (assembles ``results.json``), ``analysis`` (adds its

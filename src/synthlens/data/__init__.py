@@ -11,7 +11,14 @@ from synthlens.data.folder import load_folder
 from synthlens.data.load import load_dataset
 from synthlens.data.medmnist import cache_root, load_medmnist, medmnist_path
 from synthlens.data.medmnist_info import MEDMNIST, MedMNISTInfo
-from synthlens.data.npz import load_imageset, load_npz, save_imageset
+from synthlens.data.npz import (
+    ArrayReader,
+    load_arrays,
+    load_imageset,
+    load_npz,
+    save_imageset,
+    save_real_data,
+)
 from synthlens.data.splits import (
     HOLDOUT_FRACTION,
     holdout_indices,
@@ -19,18 +26,22 @@ from synthlens.data.splits import (
     stratified_indices,
     stratified_subsample,
 )
-from synthlens.data.synthetic import load_synthetic
+from synthlens.data.synthetic import ACCEPTED_ARRAYS, as_named_arrays, load_synthetic
 
 __all__ = [
+    "ACCEPTED_ARRAYS",
     "DEMO_VERSION",
     "HOLDOUT_FRACTION",
     "MEDMNIST",
     "SPLITS",
+    "ArrayReader",
     "ImageSet",
     "MedMNISTInfo",
     "RealData",
+    "as_named_arrays",
     "cache_root",
     "holdout_indices",
+    "load_arrays",
     "load_dataset",
     "load_folder",
     "load_imageset",
@@ -41,6 +52,7 @@ __all__ = [
     "medmnist_path",
     "reserve_holdout",
     "save_imageset",
+    "save_real_data",
     "stratified_indices",
     "stratified_subsample",
 ]

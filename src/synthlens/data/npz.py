@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import os
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -26,7 +27,102 @@ from synthlens.io import write_npz
 PathLike = str | os.PathLike[str]
 
 
-class NpzReader:
+class NamedArrays:
+    """Named arrays read key by key, every failure an :class:`InputError` naming the key.
+
+    The one interface the validating loaders (:func:`load_npz`,
+    :func:`~synthlens.data.load_synthetic`) read through, so an ``.npz`` file
+    (:class:`NpzReader`) and arrays in memory (:class:`ArrayReader`) pass the same checks.
+    """
+
+    keys: tuple[str, ...] = ()
+    label: str = "<arrays>"  # names the arrays in messages: a path, ``synthetic['mine']``
+    holds = "the file has"  # how a message introduces the keys that are there
+
+    def __enter__(self) -> NamedArrays:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.keys
+
+    def source(self, key: str) -> str:
+        return f"{self.label}:{key}"
+
+    def require(self, keys: Sequence[str], why: str = "") -> None:
+        """Raise naming every missing key (and the keys that are there)."""
+        missing = [key for key in keys if key not in self.keys]
+        if missing:
+            raise InputError(self.label, f"missing key{'s' if len(missing) > 1 else ''} "
+                                         f"{', '.join(missing)}{why}; "
+                                         f"{self.holds} {', '.join(self.keys) or 'no arrays'}")
+
+    def array(self, key: str) -> np.ndarray:
+        raise NotImplementedError
+
+    def string_array(self, key: str) -> tuple[str, ...]:
+        """A 1-D array of unique, non-empty strings (class names)."""
+        values = self.array(key)
+        if values.dtype.kind not in "US":
+            raise InputError(self.source(key), f"has dtype {values.dtype}, expected strings "
+                                               "(a unicode array such as np.array(['a', 'b']))")
+        if values.ndim != 1:
+            raise InputError(self.source(key), f"has shape {values.shape}, expected one name "
+                                               "per class (1-D)")
+        names = tuple(v.decode() if isinstance(v, bytes) else str(v) for v in values.tolist())
+        check_class_names(names, self.source(key))
+        return names
+
+
+class ArrayReader(NamedArrays):
+    """Arrays in memory (``{"images": ..., "labels": ...}``, or the ``.npz`` layouts' keys)
+    read like an ``.npz``; ``label`` names them in messages (``synthetic['mine']``).
+
+    Image arrays (keys ending in ``images``) may also be float in [0, 1]: they are
+    quantised to ``uint8`` as ``round(255 x)``, then checked like a file's."""
+
+    holds = "the arrays given are"
+
+    def __init__(self, arrays: Mapping[str, Any], label: str) -> None:
+        self.label = label
+        if not isinstance(arrays, Mapping):
+            raise InputError(label, f"expected a mapping of named arrays, got "
+                                    f"{type(arrays).__name__}")
+        self._arrays = {str(k): v for k, v in arrays.items()}
+        self.keys = tuple(self._arrays)
+
+    def array(self, key: str) -> np.ndarray:
+        value = self._arrays[key]
+        try:
+            array = np.asarray(value)
+        except (ValueError, TypeError) as err:  # ragged nested lists
+            raise InputError(self.source(key), f"is not an array ({err})") from None
+        if key.endswith("images"):
+            array = quantise_images(array, self.source(key))
+        return array
+
+
+def quantise_images(images: np.ndarray, source: str) -> np.ndarray:
+    """In-memory images as stored: ``uint8`` as they are, float in [0, 1] as
+    ``round(255 x)`` (any other dtype, or floats outside [0, 1], raise)."""
+    if images.dtype == np.uint8:
+        return images
+    if images.dtype.kind != "f":
+        raise InputError(source, f"images have dtype {images.dtype}; accepted: uint8 (0-255) "
+                                 "or float in [0, 1], shaped (N, H, W), (N, H, W, 1) or "
+                                 "(N, H, W, 3)")
+    if not np.isfinite(images).all():
+        raise InputError(source, "images contain NaN or infinite values")
+    if images.size and (images.min() < 0 or images.max() > 1):
+        raise InputError(source, f"float images must lie in [0, 1], these span "
+                                 f"[{float(images.min()):g}, {float(images.max()):g}]; "
+                                 "pass 0-255 values as uint8")
+    return np.round(images * 255.0).astype(np.uint8)
+
+
+class NpzReader(NamedArrays):
     """Key-by-key access to an ``.npz`` that turns every failure into :class:`InputError`.
 
     Arrays are read lazily, so that the keys of a large archive that are not needed (for
@@ -55,27 +151,11 @@ class NpzReader:
         except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
             raise InputError(self.path, f"not a readable .npz file ({err})") from None
         self._data = data
-        self.keys: tuple[str, ...] = tuple(data.files)
-
-    def __enter__(self) -> NpzReader:
-        return self
+        self.label = str(self.path)
+        self.keys = tuple(data.files)
 
     def __exit__(self, *exc: object) -> None:
         self._data.close()
-
-    def __contains__(self, key: str) -> bool:
-        return key in self.keys
-
-    def source(self, key: str) -> str:
-        return f"{self.path}:{key}"
-
-    def require(self, keys: Sequence[str], why: str = "") -> None:
-        """Raise naming every missing key (and the keys that are there)."""
-        missing = [key for key in keys if key not in self.keys]
-        if missing:
-            raise InputError(self.path, f"missing key{'s' if len(missing) > 1 else ''} "
-                                        f"{', '.join(missing)}{why}; the file has "
-                                        f"{', '.join(self.keys) or 'no arrays'}")
 
     def array(self, key: str) -> np.ndarray:
         try:
@@ -91,19 +171,6 @@ class NpzReader:
             raise InputError(self.source(key), f"cannot be read, the file may be truncated "
                                                f"({err})") from None
 
-    def string_array(self, key: str) -> tuple[str, ...]:
-        """A 1-D array of unique, non-empty strings (class names)."""
-        values = self.array(key)
-        if values.dtype.kind not in "US":
-            raise InputError(self.source(key), f"has dtype {values.dtype}, expected strings "
-                                               "(a unicode array such as np.array(['a', 'b']))")
-        if values.ndim != 1:
-            raise InputError(self.source(key), f"has shape {values.shape}, expected one name "
-                                               "per class (1-D)")
-        names = tuple(v.decode() if isinstance(v, bytes) else str(v) for v in values.tolist())
-        check_class_names(names, self.source(key))
-        return names
-
 
 def check_class_names(names: Sequence[str], source: str) -> None:
     if not names:
@@ -115,7 +182,7 @@ def check_class_names(names: Sequence[str], source: str) -> None:
         raise InputError(source, f"duplicate class name(s) {duplicates}")
 
 
-def read_labelled(reader: NpzReader, images_key: str,
+def read_labelled(reader: NamedArrays, images_key: str,
                   labels_key: str) -> tuple[np.ndarray, np.ndarray]:
     """Images and labels of one pair of keys, validated with the key in every message."""
     images = validate_images(reader.array(images_key), reader.source(images_key))
@@ -185,26 +252,49 @@ def load_npz(path: PathLike, *, name: str | None = None) -> RealData:
     """
     path = Path(path)
     with NpzReader(path) as reader:
-        keys = [f"{split}_{kind}" for split in SPLITS for kind in ("images", "labels")]
-        reader.require(keys, " (expected the MedMNIST layout train_/val_/test_ images and "
-                             "labels)")
-        splits = {split: read_labelled(reader, f"{split}_images", f"{split}_labels")
-                  for split in SPLITS}
-        n_classes = 1 + max(int(labels.max()) for _, labels in splits.values())
-        if "class_names" in reader:
-            class_names = reader.string_array("class_names")
-        else:
-            info = medmnist_info_for_file(path.name)
-            if info is not None and len(info.class_names) == n_classes:
-                class_names = info.class_names
-            else:
-                class_names = tuple(str(c) for c in range(n_classes))
-        check_splits(splits, class_names, str(path),
-                     {split: reader.source(f"{split}_labels") for split in SPLITS})
-    sets = {split: ImageSet(images, labels, class_names, split=split, source=str(path))
+        return read_real_data(reader, name or path.name.removesuffix(".npz"),
+                              medmnist_info_for_file(path.name))
+
+
+def load_arrays(arrays: Mapping[str, Any], *, name: str = "arrays",
+                label: str = "real") -> RealData:
+    """A dataset given in memory in the layout of :func:`load_npz` (``train_images``,
+    ``train_labels``, ``val_*``, ``test_*``, optionally ``class_names``; e.g.
+    ``dict(np.load(path))``), checked exactly as that file would be; images may also be
+    float in [0, 1] (:class:`ArrayReader`). ``label`` names the arrays in messages."""
+    return read_real_data(ArrayReader(arrays, label), name, None)
+
+
+def read_real_data(reader: NamedArrays, name: str, info: Any = None) -> RealData:
+    """The MedMNIST layout read through ``reader`` and checked; ``info`` (a MedMNIST table
+    entry, or None) names the classes when the arrays carry no ``class_names``."""
+    keys = [f"{split}_{kind}" for split in SPLITS for kind in ("images", "labels")]
+    reader.require(keys, " (expected the MedMNIST layout train_/val_/test_ images and "
+                         "labels)")
+    splits = {split: read_labelled(reader, f"{split}_images", f"{split}_labels")
+              for split in SPLITS}
+    n_classes = 1 + max(int(labels.max()) for _, labels in splits.values())
+    if "class_names" in reader:
+        class_names = reader.string_array("class_names")
+    elif info is not None and len(info.class_names) == n_classes:
+        class_names = info.class_names
+    else:
+        class_names = tuple(str(c) for c in range(n_classes))
+    check_splits(splits, class_names, reader.label,
+                 {split: reader.source(f"{split}_labels") for split in SPLITS})
+    sets = {split: ImageSet(images, labels, class_names, split=split, source=reader.label)
             for split, (images, labels) in splits.items()}
-    return RealData(name or path.name.removesuffix(".npz"), sets["train"], sets["val"],
-                    sets["test"], source=str(path))
+    return RealData(name, sets["train"], sets["val"], sets["test"], source=reader.label)
+
+
+def save_real_data(path: PathLike, data: RealData) -> None:
+    """Write a :class:`RealData` atomically in the layout :func:`load_npz` reads (with its
+    ``class_names``), so that a dataset given in memory can be read again from a file."""
+    arrays: dict[str, np.ndarray] = {"class_names": np.array(data.class_names, dtype=str)}
+    for key, split in zip(SPLITS, data.splits(), strict=True):
+        arrays[f"{key}_images"] = split.images
+        arrays[f"{key}_labels"] = split.labels
+    write_npz(path, **arrays)
 
 
 def save_imageset(path: PathLike, images: ImageSet) -> None:
