@@ -75,8 +75,8 @@ def results(smoke_run: Path) -> dict[str, Any]:
 
 def test_the_doc_has_key_tables_for_every_object_of_the_contract() -> None:
     assert set(key_tables(doc_text())) == {
-        "", "config", "dataset", "dataset.counts", "sets[NAME]", "sets[NAME].files",
-        "sets[NAME].metrics[METRIC]", "floors[METRIC]", "analysis",
+        "", "config", "dataset", "dataset.counts", "privacy", "sets[NAME]", "sets[NAME].files",
+        "sets[NAME].exact_copies", "sets[NAME].metrics[METRIC]", "floors[METRIC]", "analysis",
         "analysis.correlations[]", "analysis.utility_gains[SET]", "analysis.findings[]"}
 
 

@@ -26,6 +26,11 @@ Columns, one row per synthetic image:
     the realism score (empty when not computed)
 ``predicted_class``
     the label-consistency judge's prediction (−1 without a judge)
+``exact_copy_of``
+    the row of a byte-identical image in the real training split (``data/train.npz``, the
+    privacy members), −1 when there is none: the exact copies, found by hash
+    (:mod:`synthlens.data.copies`) whatever the feature space. Audits written before this
+    column existed read as −1.
 """
 
 from __future__ import annotations
@@ -53,7 +58,10 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("category", "category"),
     ("realism", "float"),
     ("predicted_class", "label"),
+    ("exact_copy_of", "index"),
 )
+#: Columns an older audit may lack, with the value they read as.
+OPTIONAL = {"exact_copy_of": "-1"}
 CATEGORY = "category"
 CATEGORIES = ("copy", "real", "non-real")
 
@@ -101,7 +109,7 @@ def read_audit_csv(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     with open(path, newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
         header = tuple(reader.fieldnames or ())
-        missing = [name for name, _ in COLUMNS if name not in header]
+        missing = [name for name, _ in COLUMNS if name not in header and name not in OPTIONAL]
         if missing:
             raise ValueError(f"audit CSV lacks column(s) {', '.join(missing)} "
                              f"(has {', '.join(header) or 'none'})")
@@ -109,7 +117,7 @@ def read_audit_csv(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
         for line, raw in enumerate(reader, start=2):
             row: dict[str, Any] = {}
             for name, kind in COLUMNS:
-                cell = raw[name]
+                cell = raw[name] if name in header else OPTIONAL[name]
                 if kind == "index":
                     row[name] = int(cell)
                 elif kind == "float":

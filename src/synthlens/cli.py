@@ -19,6 +19,7 @@ from pathlib import Path
 
 from synthlens import __version__
 from synthlens.config import BUDGETS, DEVICES, STAGES
+from synthlens.data.resize import RESIZE_METHODS
 from synthlens.errors import InputError, StageError
 from synthlens.gates import GATE_EXIT_CODE
 
@@ -138,6 +139,19 @@ def build_parser() -> argparse.ArgumentParser:
                           help="metrics to compute (default: the full battery)")
     evaluate.add_argument("--protocols", nargs="*", metavar="NAME", default=None,
                           help="utility protocols (default: the budget's; none to skip utility)")
+    evaluate.add_argument("--members", metavar="SPLIT_OR_PATH", default=None,
+                          help="the real images your generator was trained on, the privacy "
+                               "metrics' members: train, val, test or a labelled set (.npz "
+                               "or class folders) (default: train)")
+    evaluate.add_argument("--non-members", metavar="SPLIT_OR_PATH", default=None,
+                          help="real images your generator never saw, the privacy metrics' "
+                               "non-members and the real-holdout set (default: val)")
+    evaluate.add_argument("--resize", choices=list(RESIZE_METHODS), default=None,
+                          help="bring synthetic sets of another image size to the real size: "
+                               "area (pixel averaging) or lanczos (default: none, refuse them)")
+    evaluate.add_argument("--strict", action="store_true", default=None,
+                          help="refuse (exit 2) a synthetic set holding exact copies of real "
+                               "val or test images (default: score it and flag it)")
     _add_common(evaluate)
 
     report = commands.add_parser(
@@ -194,7 +208,9 @@ def _dispatch(args: argparse.Namespace) -> Path:
     return pipeline.evaluate(args.real, synthetic, out, budget=args.budget,
                              seed=args.seed or 0, device=device or "auto", mode=mode,
                              extractors=args.extractors, metrics=args.metrics,
-                             protocols=protocols, progress=progress, on_stage=on_stage,
+                             protocols=protocols, members=args.members,
+                             non_members=args.non_members, resize=args.resize,
+                             strict=args.strict, progress=progress, on_stage=on_stage,
                              fail_if=args.fail_if)
 
 

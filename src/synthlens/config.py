@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from synthlens.data.dataset import SPLITS
+from synthlens.data.resize import RESIZE_METHODS
 from synthlens.errors import InputError, SettingError, key_parts
 from synthlens.settings import INTERNAL, build, check_names, names, plain, setting_fields
 
@@ -243,6 +245,47 @@ class UtilitySection:
 
 
 @dataclass(frozen=True)
+class PrivacySection:
+    """``privacy:``, who was a member: the real images the scored sets' generators were
+    trained on (the privacy metrics' reference) and the real images they never saw
+    (the non-members, which are also the ``real-holdout`` reference set).
+
+    Parameters
+    ----------
+    members, non_members:
+        Each a split name (``train``, ``val``, ``test``) or a path to a labelled image set
+        (an ``.npz`` or a class-folder tree, as for ``synthetic:``; write ``./train`` for a
+        folder called ``train``). Declare both or neither. Neither [the default of a config]
+        keeps the holdout: members are the training split without its
+        ``holdout_fraction``, non-members that holdout, as for the generators a run trains;
+        so a config that trains generators declares neither. ``synthlens evaluate``
+        declares ``members: train, non_members: val`` (its ``configs/evaluate.yaml``).
+    """
+
+    members: str | None = None
+    non_members: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.members is None) != (self.non_members is None):
+            given, missing = (("members", "non_members") if self.non_members is None
+                              else ("non_members", "members"))
+            raise SettingError(missing, f"missing: privacy.{given} is declared, so declare "
+                                        f"privacy.{missing} too (a split name "
+                                        f"{', '.join(SPLITS)} or a path)")
+        for key in ("members", "non_members"):
+            if getattr(self, key) == "":
+                raise SettingError(key, "is empty; give a split name or a path", SPLITS)
+        if self.members is not None and self.members == self.non_members:
+            raise SettingError("non_members", f"is {self.members!r}, the same as members; "
+                                              "non-members are images the generator never saw")
+
+    @property
+    def declared(self) -> bool:
+        """Members and non-members were declared (else the holdout is used)."""
+        return self.members is not None
+
+
+@dataclass(frozen=True)
 class MetricEffort:
     """A budget's ``metrics:``: bootstrap replicates of the CIs, KID subsets and MS-SSIM
     pairs (defaults: what the metrics stage takes when a budget names none)."""
@@ -341,6 +384,15 @@ class RunConfig(Mapping[str, Any]):
         ``noise``).
     synthetic:
         User-supplied synthetic sets, ``{name: path}``.
+    resize:
+        How a user's set whose image size differs from the real data's is brought to it:
+        ``none`` (refuse it) [none], ``area`` or ``lanczos``
+        (:mod:`synthlens.data.resize`). Grey and RGB are never converted.
+    strict:
+        Refuse (exit 2, before the run folder exists) a user's set that holds exact
+        copies of real val or test images [false: it is scored, and flagged].
+    privacy:
+        :class:`PrivacySection`, the members and non-members of the privacy metrics.
     features, metrics, utility:
         :class:`FeaturesConfig`, :class:`MetricsConfig`, :class:`UtilitySection`.
     gates:
@@ -361,6 +413,9 @@ class RunConfig(Mapping[str, Any]):
     generators: tuple[GeneratorSpec, ...] = (GeneratorSpec("cvae"),)
     references: tuple[str, ...] = REFERENCE_SETS
     synthetic: Mapping[str, str] = field(default_factory=dict)
+    resize: str = "none"
+    strict: bool = False
+    privacy: PrivacySection = field(default_factory=PrivacySection)
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     utility: UtilitySection = field(default_factory=UtilitySection)
@@ -377,6 +432,15 @@ class RunConfig(Mapping[str, Any]):
         if not 0.0 < self.holdout_fraction < 0.5:
             raise SettingError("holdout_fraction", f"must lie in (0, 0.5), got "
                                                    f"{self.holdout_fraction}")
+        if self.resize not in RESIZE_METHODS:
+            raise SettingError("resize", f"unknown resize method {self.resize!r}",
+                               RESIZE_METHODS)
+        if self.privacy.declared and self.generators:
+            raise SettingError("privacy.members", "declared, but this config trains "
+                                                  "generators: their members are the "
+                                                  "training split without the holdout; "
+                                                  "declare members only for sets you bring "
+                                                  "(generators: [])")
 
     @classmethod
     def from_resolved(cls, values: Mapping[str, Any], source: str = "<config>") -> RunConfig:
@@ -495,6 +559,11 @@ def load_config(path: str | os.PathLike[str], **overrides: Any) -> RunConfig:
         raw["synthetic"] = {k: str((path.parent / v).resolve())
                             if isinstance(v, str) and (path.parent / v).exists() else v
                             for k, v in raw["synthetic"].items()}
+    if isinstance(raw.get("privacy"), Mapping):
+        raw["privacy"] = {k: str((path.parent / v).resolve())
+                          if isinstance(v, str) and v not in SPLITS
+                          and (path.parent / v).exists() else v
+                          for k, v in raw["privacy"].items()}
     return resolve_config(raw, source=str(path), **overrides)
 
 

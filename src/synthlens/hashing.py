@@ -79,3 +79,10 @@ def state_dict_sha256(state: dict[str, torch.Tensor]) -> str:
         digest.update(tensor.numpy().tobytes() if tensor.dtype != torch.bfloat16
                       else tensor.view(torch.int16).numpy().tobytes())
     return digest.hexdigest()
+
+
+def rows_sha256(array: np.ndarray) -> list[str]:
+    """SHA-256 of each item along the first axis (each image of an ``(N, H, W[, 3])``
+    array), with :func:`array_sha256`'s layout: two items hash alike exactly when their
+    dtype, shape and bytes are identical."""
+    return [array_sha256(row) for row in array]

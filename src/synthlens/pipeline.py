@@ -23,6 +23,7 @@ import numpy as np
 import synthlens
 from synthlens.config import STAGES, GeneratorSpec, RunConfig, resolve_config
 from synthlens.data import (
+    SPLITS,
     ImageSet,
     RealData,
     holdout_indices,
@@ -34,6 +35,9 @@ from synthlens.data import (
     save_real_data,
     stratified_subsample,
 )
+from synthlens.data.copies import ImageIndex, copy_indices
+from synthlens.data.resize import resize_images
+from synthlens.data.synthetic import shape_mismatch
 from synthlens.device import resolve_device
 from synthlens.errors import InputError, SettingError
 from synthlens.generators import GENERATORS, duplicate_reference, get_generator, noise_reference
@@ -64,12 +68,19 @@ class SetEntry:
 
 @dataclass(frozen=True)
 class Splits:
-    """What the data stage hands on: the training split without the holdout (what every
-    generator, feature encoder and utility classifier trains on) and the holdout, which no
-    generator sees (the ``real-holdout`` set and the privacy metrics' non-members)."""
+    """What the data stage hands on: what every generator, feature encoder and utility
+    classifier trains on (``fit_train``), the privacy metrics' members (``members``, their
+    reference, ``data/train.npz``) and non-members (``holdout``: the ``real-holdout`` set).
+
+    Without declared members (``privacy:``, as for the generators a run trains) the
+    training split is cut in two: ``fit_train`` = ``members`` = the training split without
+    the holdout, ``holdout`` = the holdout, which no generator sees. With declared members
+    (``synthlens evaluate``), ``fit_train`` is the whole training split and ``members`` and
+    ``holdout`` are the declared sets."""
 
     fit_train: ImageSet
     holdout: ImageSet
+    members: ImageSet
 
 
 @dataclass
@@ -99,6 +110,10 @@ class Inputs:
     user_sets: dict[str, ImageSet]
     cross_task: RealData | None
     settings: RunConfig  # the same config, typed
+    #: The declared privacy ``members`` and ``non_members`` (empty: the holdout is used).
+    declared: dict[str, ImageSet] = field(default_factory=dict)
+    #: The real val and test images by hash (the leak check; :func:`exact_copies`).
+    indexes: dict[str, ImageIndex] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -127,13 +142,22 @@ def synthetic_copy(name: str) -> str:
     return f"sets/{name}/samples.npz"
 
 
-def load_inputs(config: Mapping[str, Any], given: InMemory | None = None) -> Inputs:
+#: The real splits every set is checked against for exact copies (they would inflate
+#: utility: val selects the utility classifiers, test scores them).
+LEAK_SPLITS = ("val", "test")
+
+
+def load_inputs(config: Mapping[str, Any], given: InMemory | None = None,
+                on_stage: Callable[[str], None] | None = None) -> Inputs:
     """Check the config (a :class:`RunConfig`, or its resolved dict form) and read and
-    validate the dataset, the user's synthetic sets (from files, or from ``given`` arrays)
-    and the extractors' weights; also check that every generator family and extractor
-    takes the data's image size."""
+    validate the dataset, the user's synthetic sets (from files, or from ``given`` arrays;
+    resampled to the real size when
+    ``resize`` says so; checked for exact copies of the real val and test images, refused
+    for them when ``strict``), the declared privacy members and the extractors' weights;
+    also check that every generator family and extractor takes the data's image size."""
     given = given or InMemory()
     settings = RunConfig.from_resolved(config)
+    notify = on_stage or (lambda message: log.info(message))
     dataset = settings.dataset
     if given.real is not None:
         real = load_arrays(given.real, name="real", label="real")
@@ -141,16 +165,93 @@ def load_inputs(config: Mapping[str, Any], given: InMemory | None = None) -> Inp
         real = load_dataset(dataset.source, size=dataset.size, cache_dir=dataset.cache_dir,
                             download=dataset.download, seed=settings.seed)
     _check_image_shape(settings, real)
-    user_sets = {name: load_synthetic(given.synthetic.get(name, path), real.class_names, name,
-                                      image_shape=real.image_shape)
-                 for name, path in settings.synthetic.items()}
+    user_sets = {}
+    for name, path in settings.synthetic.items():
+        images = load_synthetic(given.synthetic.get(name, path), real.class_names, name)
+        source = path if name not in given.synthetic else images.source  # arrays: their name
+        user_sets[name] = _at_real_size(images, real, settings.resize, source, notify)
+    declared = _declared_sets(settings, real)
+    indexes = {split: ImageIndex(getattr(real, split).images) for split in LEAK_SPLITS}
+    for name, images in user_sets.items():
+        _check_leaks(name, settings.synthetic[name], images, indexes, settings.strict)
     from synthlens.features import get_extractor
 
     for name in settings.features.extractors:
         get_extractor(name, **settings.extractor_options(name))  # weights found, options valid
     cross = settings.utility.cross_task_dataset
     cross_task = load_dataset(cross, seed=settings.seed) if cross else None
-    return Inputs(settings.to_dict(), real, user_sets, cross_task, settings)
+    return Inputs(settings.to_dict(), real, user_sets, cross_task, settings, declared,
+                  indexes)
+
+
+def _at_real_size(images: ImageSet, real: RealData, resize: str, path: str,
+                  notify: Callable[[str], None]) -> ImageSet:
+    """A user's set at the real image size: as it is, resampled (``resize``), or refused."""
+    if images.image_shape == real.image_shape:
+        return images
+    problem = shape_mismatch(images.image_shape, real.image_shape)
+    if images.images.ndim != real.train.images.ndim:
+        raise InputError(path, f"{problem}; grey and RGB are not converted (resizing "
+                               "changes only the size)")
+    if resize == "none":
+        raise InputError(path, f"{problem}; to resample the set to the real size pass "
+                               "--resize area or --resize lanczos (config: resize)")
+    resized = resize_images(images.images, real.image_shape[:2], resize)
+    notify(f"resized set {images.split} from {images.image_shape[0]}x{images.image_shape[1]} "
+           f"to {real.image_shape[0]}x{real.image_shape[1]} ({resize})")
+    return ImageSet(resized, images.labels, images.class_names, split=images.split,
+                    source=images.source)
+
+
+def _declared_sets(settings: RunConfig, real: RealData) -> dict[str, ImageSet]:
+    """The declared privacy members and non-members (a real split, or a labelled set read
+    from a path like a user's synthetic set; it must have the real image size)."""
+    if not settings.privacy.declared:
+        return {}
+    out = {}
+    for key in ("members", "non_members"):
+        value = getattr(settings.privacy, key)
+        if value in SPLITS:
+            out[key] = getattr(real, value)
+            continue
+        if not Path(value).exists():
+            raise InputError(value, f"privacy.{key} (--{key.replace('_', '-')}): neither a "
+                                    f"split name ({', '.join(SPLITS)}) nor a file or folder")
+        images = load_synthetic(value, real.class_names, key)
+        if images.image_shape != real.image_shape:
+            raise InputError(value, f"privacy.{key}: images are {images.image_shape} but the "
+                                    f"real data ({real.source}) is {real.image_shape}")
+        out[key] = images
+    return out
+
+
+def exact_copies(images: ImageSet, indexes: Mapping[str, ImageIndex]) -> dict[str, np.ndarray]:
+    """Per real image collection of ``indexes``: for each image of ``images``, the index of
+    a byte-identical image in it, −1 when none."""
+    return {name: index.find(images.images) for name, index in indexes.items()}
+
+
+def _check_leaks(name: str, path: str, images: ImageSet, indexes: Mapping[str, ImageIndex],
+                 strict: bool) -> None:
+    """Flag (log) or, when ``strict``, refuse a user set holding exact copies of real val
+    or test images."""
+    found = {split: copy_indices(rows) for split, rows in exact_copies(images, indexes).items()}
+    leaked = {split: rows for split, rows in found.items() if rows}
+    if not leaked:
+        return
+    text = " and ".join(f"{len(rows)} exact cop{'y' if len(rows) == 1 else 'ies'} of real "
+                        f"{split} images (rows {_some(rows)})" for split, rows in leaked.items())
+    if strict:
+        raise InputError(path, f"synthetic set {name!r} holds {text}; they would inflate its "
+                               "utility (refused by --strict / strict: true)")
+    log.warning(f"warning: synthetic set {name!r} ({path}) holds {text}; they inflate its "
+                "utility; flagged in results.json and the report (--strict refuses such a "
+                "set)")
+
+
+def _some(rows: Sequence[int], n: int = 5) -> str:
+    return ", ".join(map(str, rows[:n])) + (f", ... ({len(rows) - n} more)"
+                                            if len(rows) > n else "")
 
 
 def _check_image_shape(settings: RunConfig, real: RealData) -> None:
@@ -191,15 +292,31 @@ class Pipeline:
         self.seed = int(self.config["seed"])
         self.device = resolve_device(self.config["device"])
         self.budget = self.config["budget_settings"]
+        self._copies: dict[str, dict[str, np.ndarray]] = {}
+        self._indexes = dict(self.inputs.indexes)  # + the members, on first use
+
+    def copies(self, splits: Splits, images: ImageSet) -> dict[str, np.ndarray]:
+        """:func:`exact_copies` of a set in the members (``data/train.npz``, the audit's
+        reference) and the real val and test splits, computed once per set."""
+        if "members" not in self._indexes:
+            self._indexes["members"] = ImageIndex(splits.members.images)
+        key = images.sha256()
+        if key not in self._copies:
+            order = ("members", *LEAK_SPLITS)
+            self._copies[key] = exact_copies(images, {n: self._indexes[n] for n in order})
+        return self._copies[key]
 
     # ----------------------------------------------------------------- stage: data
     def prepare_data(self) -> Splits:
+        if self.settings.privacy.declared:
+            return self._declared_data()
         real = self.inputs.real
         index = holdout_indices(real.train, self.config["holdout_fraction"], self.seed)
         mask = np.zeros(len(real.train), dtype=bool)
         mask[index] = True
-        splits = Splits(fit_train=real.train.subset(np.flatnonzero(~mask), split="train"),
-                        holdout=real.train.subset(index, split="holdout"))
+        fit_train = real.train.subset(np.flatnonzero(~mask), split="train")
+        splits = Splits(fit_train=fit_train, holdout=real.train.subset(index, split="holdout"),
+                        members=fit_train)
         key = json_sha256({"data": real.hashes(), "holdout": self.config["holdout_fraction"],
                            "seed": self.seed})
         if self.run.is_done("data", key):
@@ -214,6 +331,31 @@ class Pipeline:
             np.save(folder / "holdout_indices.npy", index)  # small; rewritten whole
             save_imageset(folder / "train.npz", splits.fit_train)
             save_imageset(folder / "holdout.npz", splits.holdout)
+        return splits
+
+    def _declared_data(self) -> Splits:
+        """The data stage with declared members and non-members (``privacy:``)."""
+        real, privacy = self.inputs.real, self.settings.privacy
+        members = self.inputs.declared["members"]
+        given = self.inputs.declared["non_members"]
+        holdout = ImageSet(given.images, given.labels, given.class_names, split="holdout",
+                           source=given.source)
+        splits = Splits(fit_train=real.train, holdout=holdout, members=members)
+        key = json_sha256({"data": real.hashes(), "members": members.sha256(),
+                           "non_members": holdout.sha256(),
+                           "declared": [privacy.members, privacy.non_members]})
+        if self.run.is_done("data", key):
+            return splits
+        with self.run.stage("data", key) as folder:
+            summary = real.describe()
+            summary["members"] = {"declared": privacy.members, "n": len(members),
+                                  "counts": members.class_counts().tolist()}
+            summary["holdout"] = {"declared": privacy.non_members, "n": len(holdout),
+                                  "counts": holdout.class_counts().tolist()}
+            summary["fit_train_counts"] = real.train.class_counts().tolist()
+            write_json(folder / "summary.json", summary)
+            save_imageset(folder / "train.npz", members)  # the audit's reference
+            save_imageset(folder / "holdout.npz", holdout)
         return splits
 
     # ----------------------------------------------------------------- stage: generators
@@ -232,8 +374,8 @@ class Pipeline:
         for ref in self.config["references"]:
             if ref == "real-holdout":
                 entry = SetEntry(ref, "reference", splits.holdout, "real-holdout")
-            elif ref == "real-duplicate":
-                images = duplicate_reference(splits.fit_train, counts, seed=self.seed, name=ref)
+            elif ref == "real-duplicate":  # what a generator replaying its members draws
+                images = duplicate_reference(splits.members, counts, seed=self.seed, name=ref)
                 entry = SetEntry(ref, "reference", images, "real-duplicate")
             else:
                 images = noise_reference(splits.fit_train, counts, seed=self.seed, name=ref)
@@ -343,7 +485,7 @@ class Pipeline:
         primary = self.config["features"]["primary"]
         results: Scores = {name: {} for name in sets}
         floors: dict[str, MetricResult] = {}
-        class_names = splits.fit_train.class_names
+        class_names = splits.members.class_names
         for extractor_name, extractor in spaces.extractors.items():
             space = extractor.describe()
             n_subsample = self.settings.features.subsample.get(extractor_name)
@@ -356,11 +498,11 @@ class Pipeline:
             def drawn(images: ImageSet, n: int | None = n_subsample) -> ImageSet:
                 return images if n is None else stratified_subsample(images, n, self.seed)
 
-            fit_train, holdout = drawn(splits.fit_train), drawn(splits.holdout)
+            members, holdout = drawn(splits.members), drawn(splits.holdout)
             feature_names, image_names = self._metric_names(extractor.distance)
             reference = RealReference(k, extractor.distance, feature_space=space,
                                       device=self.device, neighbourhood=rule).fit(
-                spaces.features(extractor_name, fit_train), fit_train.labels,
+                spaces.features(extractor_name, members), members.labels,
                 holdout=spaces.features(extractor_name, holdout),
                 holdout_labels=holdout.labels, class_names=class_names)
             scorer = SpaceScorer(reference, space=extractor_name,
@@ -371,7 +513,7 @@ class Pipeline:
                                  **self.budget.get("metrics", {}))
             base = {"names": feature_names, "k": k, "space": space, "seed": self.seed,
                     "effort": scorer.effort,
-                    "train": fit_train.sha256(), "holdout": holdout.sha256()}
+                    "train": members.sha256(), "holdout": holdout.sha256()}
             stage = f"metrics/{extractor_name}/real-vs-real"
             path = self.run.path(stage, "metrics.json")
             if not self.run.is_done(stage, json_sha256(base)):
@@ -389,7 +531,9 @@ class Pipeline:
                     with self.run.stage(stage, key):
                         scored = scorer.score(spaces.features(extractor_name, images),
                                               images.labels, images.images,
-                                              is_holdout=entry.generator == "real-holdout")
+                                              is_holdout=entry.generator == "real-holdout",
+                                              exact_copy_of=self.copies(splits, images)
+                                              ["members"])
                         if scored.audit is not None:
                             write_audit_csv(self.run.path("metrics", "audit", f"{set_name}.csv"),
                                             scored.audit, class_names)
@@ -439,6 +583,7 @@ class Pipeline:
         out: dict[str, Any] = {}
         for name, entry in sets.items():
             merged = {**metrics.get(name, {}), **utility.get(name, {})}
+            copies = self.copies(splits, entry.images)
             out[name] = {
                 "kind": entry.kind,
                 "generator": entry.generator,
@@ -447,6 +592,7 @@ class Pipeline:
                 "class_counts": entry.images.class_counts().tolist(),
                 "sha256": entry.images.sha256(),
                 "files": dict(entry.files or {}),
+                "exact_copies": {n: len(copy_indices(rows)) for n, rows in copies.items()},
                 "metrics": {m: r.to_json() for m, r in sorted(merged.items())},
             }
         out["real-only"] = {
@@ -462,13 +608,40 @@ class Pipeline:
             "schema_version": SCHEMA_VERSION,
             "synthlens_version": synthlens.__version__,
             "dataset": self.inputs.real.describe(),
-            "config": {k: self.config[k] for k in ("name", "budget", "seed", "device")},
+            "config": {k: self.config[k]
+                       for k in ("name", "budget", "seed", "device", "resize", "strict")},
+            "privacy": self._privacy_record(splits),
             "sets": out,
             "floors": {m: r.to_json() for m, r in sorted(floors.items())},
         }
         gates = parse_gates(self.settings.gates, source="gates")
         results["gates"] = [o.to_json() for o in check_gates(gates, results)]
         return results
+
+    def _privacy_record(self, splits: Splits) -> dict[str, Any]:
+        """``results.json``'s ``privacy``: who the members and non-members were."""
+        privacy = self.settings.privacy
+        overlap = len(copy_indices(self.copies(splits, splits.holdout)["members"]))
+        warning = None
+        if privacy.declared:
+            warning = (f"The members ({privacy.members}) and non-members "
+                       f"({privacy.non_members}) are separate sets of real images, not a "
+                       "random split of one: where they differ in distribution (another "
+                       "site, scanner, period or selection), membership inference (MIA "
+                       "AUROC), the DCR ratio and the memorisation threshold read that shift "
+                       "as leakage or hide leakage behind it. The real-holdout row (the "
+                       "non-members scored as a set) shows how far the non-members sit from "
+                       "the members.")
+        if overlap:
+            verb = "image is an exact copy" if overlap == 1 else "images are exact copies"
+            warning = ((warning + " ") if warning else "") + (
+                f"{overlap} non-member {verb} of member images: they sit at distance 0 "
+                "from the members and read as leakage.")
+        return {"declared": privacy.declared,
+                "members": privacy.members or "train-minus-holdout",
+                "non_members": privacy.non_members or "holdout",
+                "n_members": len(splits.members), "n_non_members": len(splits.holdout),
+                "overlap": overlap, "warning": warning}
 
     def write_results(self, splits: Splits, sets: Mapping[str, SetEntry], metrics: Scores,
                       floors: Mapping[str, MetricResult], utility: Scores) -> dict[str, Any]:
@@ -578,7 +751,7 @@ def run(config: Mapping[str, Any], out: str | os.PathLike[str], *, mode: Mode = 
     ``redo``, e.g. ``generators/ldm``); ``given``: data passed as arrays (:class:`InMemory`).
     Returns the run folder."""
     _check_stage(stop_after)  # before anything is written
-    inputs = load_inputs(config, given)
+    inputs = load_inputs(config, given, on_stage=on_stage)
     folder = RunFolder(out, mode, redo=redo)
     try:
         folder.write_config(inputs.config)
@@ -586,7 +759,8 @@ def run(config: Mapping[str, Any], out: str | os.PathLike[str], *, mode: Mode = 
             save_real_data(folder.path(REAL_COPY), inputs.real)
         folder.record_inputs(**{f"real.{k}": v for k, v in inputs.real.hashes().items()},
                              **{f"synthetic.{k}": v.sha256()
-                                for k, v in inputs.user_sets.items()})
+                                for k, v in inputs.user_sets.items()},
+                             **{f"privacy.{k}": v.sha256() for k, v in inputs.declared.items()})
         folder.record_seeds(seed=inputs.config["seed"])
         pipeline = Pipeline(inputs, folder, progress=progress, on_stage=on_stage)
         results = pipeline.execute(stop_after)
@@ -615,13 +789,19 @@ def evaluate(real: str | Mapping[str, Any], synthetic: Mapping[str, Any],
              out: str | os.PathLike[str], *, budget: str = "demo", seed: int = 0,
              device: str = "auto", mode: Mode = "new", extractors: list[str] | None = None,
              metrics: list[str] | None = None, protocols: list[str] | None = None,
+             members: str | None = None, non_members: str | None = None,
+             resize: str | None = None, strict: bool | None = None,
              progress: bool = True, on_stage: Callable[[str], None] | None = None,
              fail_if: Sequence[str] = ()) -> Path:
     """Score synthetic sets the user brings (no generator training; ``fail_if``: gates).
 
     ``real`` is a dataset spec (as ``--real``) or arrays in the layout of a MedMNIST
     ``.npz``; each synthetic set a path (as ``--synthetic``) or ``{"images", "labels"}``
-    arrays (:class:`InMemory` says where the run folder keeps arrays)."""
+    arrays (:class:`InMemory` says where the run folder keeps arrays). ``members`` and
+    ``non_members`` (config ``privacy.members``, ``privacy.non_members``: a split name or a
+    path) replace ``configs/evaluate.yaml``'s ``train`` and ``val``; ``resize`` (``none``,
+    ``area``, ``lanczos``) and ``strict`` set the config keys of those names. None keeps
+    the default."""
     from synthlens.config import packaged_config
 
     in_memory = {name: value for name, value in synthetic.items()
@@ -633,6 +813,13 @@ def evaluate(real: str | Mapping[str, Any], synthetic: Mapping[str, Any],
                       if given.real is not None else os.fspath(real)}
     raw["synthetic"] = {name: str(copies / synthetic_copy(name)) if name in in_memory
                         else os.fspath(value) for name, value in synthetic.items()}
+    for key, value in (("members", members), ("non_members", non_members)):
+        if value is not None:
+            raw["privacy"] = {**raw.get("privacy", {}), key: os.fspath(value)}
+    if resize is not None:
+        raw["resize"] = resize
+    if strict is not None:
+        raw["strict"] = strict
     if extractors:
         raw["features"] = {"extractors": extractors, "primary": extractors[0]}
     if metrics:
@@ -654,7 +841,9 @@ def evaluate(real: str | Mapping[str, Any], synthetic: Mapping[str, Any],
 #: Config keys that ``evaluate`` fills from its command-line options.
 _EVALUATE_OPTIONS = {"metrics.names": "--metrics", "features.extractors": "--extractors",
                      "features.primary": "--extractors", "utility.protocols": "--protocols",
-                     "synthetic": "--synthetic"}
+                     "synthetic": "--synthetic", "privacy.members": "--members",
+                     "privacy.non_members": "--non-members", "resize": "--resize",
+                     "strict": "--strict"}
 
 
 def rebuild_report(run_dir: str | os.PathLike[str]) -> Path:

@@ -83,6 +83,34 @@ def findings(results: dict[str, Any], analysis: dict[str, Any]) -> list[dict[str
         out += _predictor_findings(analysis, primary, alpha)
     out += _tradeoff_findings(analysis)
     out += _floor_findings(results, analysis)
+    out += _copy_findings(results)
+    return out
+
+
+def _copy_findings(results: dict[str, Any]) -> list[dict[str, str]]:
+    """Generated and user sets holding exact copies (``sets[NAME].exact_copies``): of real
+    val or test images (a leak that inflates utility) and of the members (memorisation)."""
+    out = []
+    for name, entry in results["sets"].items():
+        copies = entry.get("exact_copies") or {}
+        if entry.get("kind") not in ("generated", "user") or not any(copies.values()):
+            continue
+        leaked = [(split, copies.get(split, 0)) for split in ("test", "val")
+                  if copies.get(split, 0)]
+        n = entry.get("n_images") or 0
+        if leaked:
+            parts = " and ".join(f"{k} of the real {split} images" for split, k in leaked)
+            out.append({"id": f"leak_{name}", "level": "warning", "text":
+                        f"Set {name} holds exact copies of {parts} (of its {n} images): "
+                        "the utility classifiers are selected on val and scored on test, so "
+                        "its utility is inflated. Remove them (run with --strict to refuse "
+                        "such a set)."})
+        if copies.get("members"):
+            k = copies["members"]
+            out.append({"id": f"exact_copies_{name}", "level": "warning", "text":
+                        f"Set {name} holds {k} exact cop{'y' if k == 1 else 'ies'} of training "
+                        f"images (the privacy members; {k} of its {n} images): the privacy "
+                        "audit lists them (exact_copy_of)."})
     return out
 
 

@@ -87,10 +87,15 @@ def load_synthetic(path: PathLike | Mapping[str, Any], class_names: Sequence[str
                                    "or a folder of class sub-folders)")
     result = ImageSet(images, labels, class_names, split=name, source=source)
     if image_shape is not None and result.image_shape != tuple(image_shape):
-        raise InputError(source, f"synthetic images are {_describe(result.image_shape)} but the "
-                               f"real images are {_describe(tuple(image_shape))}; they must "
-                               "match")
+        raise InputError(source, f"{shape_mismatch(result.image_shape, image_shape)}; they "
+                                 "must match")
     return result
+
+
+def shape_mismatch(synthetic: tuple[int, ...], real: tuple[int, ...]) -> str:
+    """``synthetic images are 16x16 grey but the real images are 28x28 grey``."""
+    return f"synthetic images are {_describe(synthetic)} but the real images are " \
+           f"{_describe(tuple(real))}"
 
 
 def _describe(shape: tuple[int, ...]) -> str:

@@ -208,8 +208,8 @@ class MIAAUC(SetMetric):
 
 def audit_table(reference: RealReference, neighbourhoods: SetNeighbourhoods,
                 labels: np.ndarray | None = None, predicted: np.ndarray | None = None,
-                images: np.ndarray | None = None, classifier: Classifier | None = None
-                ) -> np.ndarray:
+                images: np.ndarray | None = None, classifier: Classifier | None = None,
+                exact_copy_of: np.ndarray | None = None) -> np.ndarray:
     """One row per synthetic image: its closest training image, the distance, its category.
 
     Columns: ``synthetic_index``, ``label`` (−1 without labels), ``nearest_train_index`` and
@@ -217,8 +217,9 @@ def audit_table(reference: RealReference, neighbourhoods: SetNeighbourhoods,
     nearest-neighbour distance, ``holdout_dcr_quantile`` (share of held-out real images that
     are closer to the training set; NaN without holdout: small = unusually close),
     ``category`` ("copy" / "real" / "non-real"), ``realism`` score, ``predicted_class`` (−1
-    when no classifier or predictions are given): :data:`synthlens.audit.COLUMNS`. Sort by
-    ``distance`` for the closest pairs.
+    when no classifier or predictions are given), ``exact_copy_of`` (the reference image
+    the synthetic image is byte-identical to, as ``exact_copy_of`` gives it; −1 when none or
+    not given): :data:`synthlens.audit.COLUMNS`. Sort by ``distance`` for the closest pairs.
     """
     nb = neighbourhoods
     n = nb.n
@@ -241,4 +242,5 @@ def audit_table(reference: RealReference, neighbourhoods: SetNeighbourhoods,
     if predicted is None and classifier is not None and images is not None:
         predicted = np.asarray(classifier(images)).reshape(-1)
     table["predicted_class"] = -1 if predicted is None else predicted
+    table["exact_copy_of"] = -1 if exact_copy_of is None else exact_copy_of
     return table

@@ -98,10 +98,13 @@ class SpaceScorer:
                           kid_subsets=self.effort["kid_subsets"])
 
     def score(self, features: np.ndarray, labels: np.ndarray | None,
-              images: np.ndarray | None = None, *, is_holdout: bool = False) -> SetScores:
+              images: np.ndarray | None = None, *, is_holdout: bool = False,
+              exact_copy_of: np.ndarray | None = None) -> SetScores:
         """Every metric of one set (unsuffixed names) and, in the primary space, its audit.
 
         ``is_holdout``: the set is the reference's own held-out real set.
+        ``exact_copy_of``: per image, the reference image it is byte-identical to (−1:
+        none; :class:`synthlens.data.copies.ImageIndex`), the audit's ``exact_copy_of``.
         """
         ref = self.reference.with_holdout(None) if is_holdout else self.reference
         wanted = [n for n in self.feature_metrics
@@ -120,7 +123,8 @@ class SpaceScorer:
             images, labels, metrics=self.image_metrics, classifier=_fixed(predicted),
             class_names=self.class_names, seed=self.seed,
             n_bootstrap=self.effort["n_bootstrap"], ms_ssim_pairs=self.effort["ms_ssim_pairs"]))
-        return SetScores(results, audit_table(ref, nb, labels, predicted=predicted))
+        return SetScores(results, audit_table(ref, nb, labels, predicted=predicted,
+                                              exact_copy_of=exact_copy_of))
 
     def named(self, entries: Mapping[str, Any]) -> dict[str, MetricResult]:
         """Stored ``results.json`` entries of this space as results named with its suffix."""

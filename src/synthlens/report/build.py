@@ -456,24 +456,60 @@ class _Report:
                  "</ul></details>")
         return html
 
+    def membership(self) -> str:
+        """Who the members and non-members of the privacy metrics were (``privacy``)."""
+        p = self.results.get("privacy")
+        if not isinstance(p, dict):
+            return ""
+        if p.get("declared"):
+            how = ("declared, as <code>synthlens evaluate</code> does (<code>--members</code>, "
+                   "<code>--non-members</code>; by default train and val)")
+        else:
+            how = ("the training split without its holdout, and the holdout: a random, "
+                   "class-stratified share of the training split that no generator saw")
+        html = (f'<p class="membership" data-members="{escape(str(p.get("members")))}" '
+                f'data-non-members="{escape(str(p.get("non_members")))}">'
+                f"<b>Members</b> (what the generator was trained on; the privacy metrics' "
+                f"reference): <code>{escape(str(p.get('members')))}</code>, "
+                f"{p.get('n_members')} images. <b>Non-members</b> (never seen; the "
+                f"real-holdout set): <code>{escape(str(p.get('non_members')))}</code>, "
+                f"{p.get('n_non_members')} images. Chosen: {how}.</p>")
+        if p.get("warning"):
+            html += (f'<ul class="findings"><li class="warning membership-warning">'
+                     f"{escape(str(p['warning']))}</li></ul>")
+        return html
+
     def privacy(self) -> str:
         r = self.results
+        members = self.membership()
         audits = {s: self.run.audit(s) for s in self.shown}
         audits = {s: rows for s, rows in audits.items() if rows}
         if not audits:
-            return _absent("No per-image privacy audit (metrics/audit/<set>.csv) in this run.")
+            return members + _absent("No per-image privacy audit (metrics/audit/<set>.csv) "
+                                     "in this run.")
         shares = {s: category_shares(rows) for s, rows in audits.items()}
-        html = self.figs.add("audit_categories", F.audit_shares(shares),
-                             "audit categories per set",
-                             "Share of each set's images that are copies, real-like or "
-                             "non-real by the copy/real/non-real rule.")
+        html = members + self.figs.add("audit_categories", F.audit_shares(shares),
+                                       "audit categories per set",
+                                       "Share of each set's images that are copies, "
+                                       "real-like or non-real by the copy/real/non-real rule.")
         head = "".join(f"<th>{escape(c)}</th>" for c in AUDIT_CATEGORIES)
+        copy_keys = ("members", "val", "test")
+        head += "".join(f"<th>exact copies of {k}</th>" for k in copy_keys)
+
+        def copies(s: str) -> str:
+            found = (r["sets"].get(s) or {}).get("exact_copies") or {}
+            return "".join(f'<td data-copies="{k}">{found.get(k, "–")}</td>' for k in copy_keys)
+
         rows_html = "".join(
             f'<tr data-set="{escape(s)}" data-images="{len(audits[s])}"><td>{escape(s)}</td>'
             + "".join(f'<td data-category="{c}" data-share="{share[c]!r}">{share[c]:.1%}</td>'
-                      for c in AUDIT_CATEGORIES) + "</tr>" for s, share in shares.items())
+                      for c in AUDIT_CATEGORIES) + copies(s) + "</tr>"
+            for s, share in shares.items())
         html += ('<div class="tablewrap"><table class="audit-shares"><tr><th>set</th>'
-                 f"{head}</tr>{rows_html}</table></div>")
+                 f"{head}</tr>{rows_html}</table></div>"
+                 "<p class=note>Exact copies: images byte-identical to a member image (the "
+                 "audit's <code>exact_copy_of</code> names which), or to a real val or test "
+                 "image (these inflate utility).</p>")
         fl = table.floor(r, "copy_rate")
         if fl and fl.get("value") is not None:
             html += (f"<p class=note>Real-vs-real floor of the copy rate: "
