@@ -48,6 +48,7 @@ from synthlens.runfolder import Mode, RunFolder
 
 if TYPE_CHECKING:
     from synthlens.features import FeatureCache
+    from synthlens.utility import UtilityEvaluator
 
 log = logging.getLogger("synthlens")
 
@@ -545,20 +546,11 @@ class Pipeline:
 
     # ----------------------------------------------------------------- stage: utility
     def utility(self, splits: Splits, sets: Mapping[str, SetEntry]) -> Scores:
-        from synthlens.utility import BASELINE_NAME, UtilityConfig, UtilityEvaluator
+        from synthlens.utility import BASELINE_NAME
 
-        real = self.inputs.real
-        settings = dict(self.budget.get("utility", {}))
-        if self.config["utility"]["protocols"] is not None:
-            settings["protocols"] = list(self.config["utility"]["protocols"])
-        # Utility classifiers train on what the generators saw: train minus the holdout.
-        fit_real = RealData(real.name, splits.fit_train, real.val, real.test,
-                            source=real.source)
-        evaluator = UtilityEvaluator(fit_real, config=UtilityConfig.from_dict(settings),
-                                     cross_task_data=self.inputs.cross_task,
-                                     device=self.device, seed=self.seed,
-                                     progress=self.progress,
-                                     cache_dir=self.run.path("utility", "arms"))
+        evaluator = utility_evaluator(self.inputs, splits.fit_train,
+                                      cache_dir=self.run.path(*UTILITY_ARMS),
+                                      device=self.device, progress=self.progress)
         base = evaluator.fingerprint()
         jobs = [(BASELINE_NAME, None), *((n, e.images) for n, e in sets.items())]
         results: Scores = {}
@@ -724,6 +716,25 @@ class Pipeline:
 
 
 RESULTS = "results.json"
+#: Where the utility stage caches every trained arm (content-addressed ``.npz`` files).
+UTILITY_ARMS = ("utility", "arms")
+
+
+def utility_evaluator(inputs: Inputs, fit_train: ImageSet, *,
+                      cache_dir: str | os.PathLike[str] | None, device: str,
+                      progress: bool = True) -> UtilityEvaluator:
+    """The utility stage's evaluator for a run's inputs: its classifiers train on
+    ``fit_train``, what the generators saw (the training split minus the holdout)."""
+    from synthlens.utility import UtilityConfig, UtilityEvaluator
+
+    real, config = inputs.real, inputs.config
+    settings = dict(config["budget_settings"].get("utility", {}))
+    if config["utility"]["protocols"] is not None:
+        settings["protocols"] = list(config["utility"]["protocols"])
+    fit_real = RealData(real.name, fit_train, real.val, real.test, source=real.source)
+    return UtilityEvaluator(fit_real, config=UtilityConfig.from_dict(settings),
+                            cross_task_data=inputs.cross_task, device=device,
+                            seed=int(config["seed"]), progress=progress, cache_dir=cache_dir)
 
 
 def _as_written(results: dict[str, Any]) -> dict[str, Any]:
