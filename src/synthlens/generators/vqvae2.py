@@ -21,6 +21,7 @@ At 28×28 the image is reflect-padded to 32×32, giving 4×4 top and 8×8 bottom
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Literal
 
 import numpy as np
@@ -200,17 +201,24 @@ class VQVAE2(Generator[VQVAE2Knobs]):
                                                            warmup=min(100, total // 10))
         if stage == "vqvae":
             self.net.train()
-            loss, parts = self.net.loss(pad_to(inputs, self.work_size))
+            loss, parts = self._parallel(self.net, self.net.loss)(pad_to(inputs, self.work_size))
             logs = {"loss": float(loss.detach()), **parts}
         else:
             id_t, id_b = self._split_rows(inputs.long())  # rows of _stage_inputs
+            # per-class priors: a class missing from one rank's share leaves its priors
+            # unused there (find_unused)
             if stage == "top_prior":
                 self.top_prior.train()
-                loss = F.cross_entropy(self._prior_logits(self.top_prior, id_t, labels), id_t)
+                logits = self._parallel(self.top_prior, partial(self._prior_logits,
+                                                                self.top_prior),
+                                        find_unused=self.per_class)(id_t, labels)
+                loss = F.cross_entropy(logits, id_t)
             else:
                 self.bottom_prior.train()
-                loss = F.cross_entropy(
-                    self._prior_logits(self.bottom_prior, id_b, labels, id_t), id_b)
+                logits = self._parallel(self.bottom_prior, partial(self._prior_logits,
+                                                                   self.bottom_prior),
+                                        find_unused=self.per_class)(id_b, labels, id_t)
+                loss = F.cross_entropy(logits, id_b)
             logs = {"nll": float(loss.detach())}
         optimiser.zero_grad(set_to_none=True)
         loss.backward()

@@ -1,0 +1,239 @@
+"""Data-parallel training of the generator harness under ``torchrun``.
+
+When a process group is initialised (or ``torchrun`` set ``WORLD_SIZE`` > 1 and
+:func:`join` initialises it: ``gloo`` on the CPU, ``nccl`` on CUDA), every rank draws the
+same global minibatch (the same seeded sampler) and trains on its own contiguous share of
+it; modules run wrapped in :class:`~torch.nn.parallel.DistributedDataParallel`, which
+averages the gradients, so with equal shares the update is that of the loss averaged over
+the global batch. Everything random that is drawn per sample is drawn for the global batch
+and sliced (:func:`randn_like` and friends), so every rank's torch RNG stays in step with
+the others and with a single-process run; a checkpoint therefore holds one state that any
+world size can resume from.
+
+Statistics over the batch are reduced across ranks: BatchNorm layers are replaced by
+:class:`SyncBatchNorm` (global mean and variance, on CPU and GPU alike) and the VQ
+codebooks' EMA statistics are all-reduced (``VectorQuantizer.synchronise``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import distributed as dist
+from torch import nn
+from torch.distributed.nn.functional import all_reduce as differentiable_all_reduce
+from torch.nn.parallel import DistributedDataParallel
+
+from synthlens.errors import SettingError
+from synthlens.nets.quantizer import VectorQuantizer
+
+
+@dataclass(frozen=True)
+class World:
+    """This process's place in the process group (``size == 1``: no group)."""
+
+    rank: int = 0
+    size: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        """The rank that writes checkpoints, curves and model files and shows progress."""
+        return self.rank == 0
+
+    @property
+    def parallel(self) -> bool:
+        return self.size > 1
+
+    def rows(self, n_global: int) -> slice:
+        """This rank's share of a global batch of ``n_global`` rows."""
+        share = n_global // self.size
+        return slice(self.rank * share, (self.rank + 1) * share)
+
+    def check_batch(self, what: str, batch_size: int) -> None:
+        """Refuse a global batch that does not split into equal shares: only equal shares
+        make the average of the ranks' mean losses the mean over the global batch."""
+        if batch_size % self.size:
+            raise SettingError(what, f"{batch_size} does not split into {self.size} equal "
+                                     f"shares (one per rank); use a multiple of {self.size}")
+
+
+SINGLE = World()
+
+
+def join(device: str) -> World:
+    """The world this process trains in: the initialised process group, else the one
+    ``torchrun`` describes in ``WORLD_SIZE``/``RANK`` (initialised here, ``gloo`` for the
+    CPU, ``nccl`` for CUDA), else a single process."""
+    if not dist.is_available():
+        return SINGLE
+    if not dist.is_initialized():
+        if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+            return SINGLE
+        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+    size = dist.get_world_size()
+    if size == 1:
+        return SINGLE
+    return World(rank=dist.get_rank(), size=size,
+                 local_rank=int(os.environ.get("LOCAL_RANK", dist.get_rank())))
+
+
+def rank_device(device: str, world: World) -> str:
+    """``cuda`` without an index means this rank's GPU (``LOCAL_RANK``) in a group."""
+    if world.parallel and device == "cuda":
+        torch.cuda.set_device(world.local_rank)
+        return f"cuda:{world.local_rank}"
+    return device
+
+
+# --------------------------------------------------------------------------- per-sample noise
+_SHARD: list[World] = [SINGLE]
+
+
+@contextmanager
+def sharded(world: World) -> Iterator[None]:
+    """Within the block, the per-sample draws below draw for the global batch (``size``
+    times the local rows) and return this rank's rows."""
+    _SHARD.append(world)
+    try:
+        yield
+    finally:
+        _SHARD.pop()
+
+
+def _global(shape: tuple[int, ...], draw: Callable[[tuple[int, ...]], torch.Tensor]
+            ) -> torch.Tensor:
+    world = _SHARD[-1]
+    if not world.parallel:
+        return draw(shape)
+    n = shape[0]
+    return draw((n * world.size, *shape[1:]))[world.rank * n:(world.rank + 1) * n]
+
+
+def randn(*shape: int, device: torch.device | str, dtype: torch.dtype | None = None
+          ) -> torch.Tensor:
+    """``torch.randn(shape)`` per sample (rows = samples of this rank's share)."""
+    return _global(tuple(shape), lambda s: torch.randn(s, device=device, dtype=dtype))
+
+
+def randn_like(x: torch.Tensor) -> torch.Tensor:
+    """``torch.randn_like(x)`` per sample (rows of ``x`` = samples of this rank's share)."""
+    return _global(tuple(x.shape), lambda s: torch.randn(s, device=x.device, dtype=x.dtype))
+
+
+def rand(n: int, *, device: torch.device | str) -> torch.Tensor:
+    """``torch.rand(n)``, one value per sample."""
+    return _global((n,), lambda s: torch.rand(s, device=device))
+
+
+def randint(high: int, n: int, *, device: torch.device | str) -> torch.Tensor:
+    """``torch.randint(0, high, (n,))``, one value per sample."""
+    return _global((n,), lambda s: torch.randint(0, high, s, device=device))
+
+
+# --------------------------------------------------------------------------- modules
+class _Forward(nn.Module):
+    """``fn`` as the forward of a module holding ``module``'s parameters, so that DDP can
+    wrap a loss computed by any method (``net.loss``, a family's own function)."""
+
+    def __init__(self, module: nn.Module, fn: Callable[..., Any]) -> None:
+        super().__init__()
+        self.module = module
+        self.fn = fn
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        return self.fn(*args, **kwargs)
+
+
+def wrap(module: nn.Module, fn: Callable[..., Any] | None, *,
+         find_unused: bool = False) -> nn.Module:
+    """``module`` (or ``fn`` over its parameters) in DistributedDataParallel. The module
+    sits on this rank's device already, and inputs are passed through as they are (no
+    ``device_ids``: a tensor an R1 penalty differentiates against stays the same tensor).
+    Buffers are not broadcast from rank 0 at each forward: batch statistics and codebooks
+    are reduced across ranks instead, so every rank's buffers are already the same."""
+    target = _Forward(module, fn if fn is not None else module)
+    return DistributedDataParallel(target, broadcast_buffers=False,
+                                   find_unused_parameters=find_unused)
+
+
+class SyncBatchNorm(nn.BatchNorm2d):
+    """BatchNorm over the global batch, for any backend (``torch.nn.SyncBatchNorm`` needs
+    a GPU): in training the mean and (two-pass) variance are all-reduced across ranks,
+    and so are their gradients; running statistics follow the global batch as
+    ``nn.BatchNorm`` does over a single process's batch. Same parameters, buffers and
+    state-dict keys as ``nn.BatchNorm1d``/``2d``."""
+
+    def _check_input_dim(self, input: torch.Tensor) -> None:
+        if input.dim() not in (2, 3, 4, 5):
+            raise ValueError(f"expected 2D to 5D input (got {input.dim()}D input)")
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        if not (self.training and dist.is_initialized() and dist.get_world_size() > 1):
+            return super().forward(input)
+        dims = [0, *range(2, input.dim())]
+        shape = [1, -1] + [1] * (input.dim() - 2)
+        x = input.float()
+        count = torch.tensor(float(x.numel() // x.shape[1]), device=x.device)
+        total = differentiable_all_reduce(torch.cat([x.sum(dims), count[None]]))
+        n = total[-1].detach()
+        mean = total[:-1] / n
+        centred = x - mean.view(shape)
+        var = differentiable_all_reduce(centred.square().sum(dims)) / n
+        out = centred * (var + self.eps).rsqrt().view(shape)
+        if self.affine:
+            out = out * self.weight.view(shape) + self.bias.view(shape)
+        if self.track_running_stats and self.running_mean is not None \
+                and self.running_var is not None and self.num_batches_tracked is not None:
+            with torch.no_grad():
+                self.num_batches_tracked.add_(1)
+                momentum = (1.0 / float(self.num_batches_tracked) if self.momentum is None
+                            else self.momentum)
+                self.running_mean.lerp_(mean.detach().to(self.running_mean.dtype), momentum)
+                unbiased = var.detach() * n / (n - 1).clamp_min(1)
+                self.running_var.lerp_(unbiased.to(self.running_var.dtype), momentum)
+        return out.to(input.dtype)
+
+
+def synchronise(module: nn.Module) -> nn.Module:
+    """Reduce ``module``'s batch statistics across ranks, in place: BatchNorm layers become
+    :class:`SyncBatchNorm` (weights and statistics kept) and VQ codebooks all-reduce their
+    EMA statistics."""
+    for name, child in module.named_children():
+        if isinstance(child, nn.BatchNorm1d | nn.BatchNorm2d) \
+                and not isinstance(child, SyncBatchNorm):
+            replacement = SyncBatchNorm(child.num_features, child.eps, child.momentum,
+                                        child.affine, child.track_running_stats)
+            # the same Parameter and buffer objects: optimisers built on them stay valid
+            for key, value in child.named_parameters(recurse=False):
+                setattr(replacement, key, value)
+            for key, value in child.named_buffers(recurse=False):
+                setattr(replacement, key, value)
+            replacement.train(child.training)
+            setattr(module, name, replacement)
+        else:
+            if isinstance(child, VectorQuantizer):
+                child.synchronise = True
+            synchronise(child)
+    return module
+
+
+def mean_over_ranks(logs: dict[str, float], world: World, device: str) -> dict[str, float]:
+    """Logged losses averaged over the ranks (the mean over the global batch for a mean
+    loss); every rank must call this at the same steps with the same keys."""
+    if not world.parallel or not logs:
+        return logs
+    values = torch.tensor([float(v) for v in logs.values()], dtype=torch.float64,
+                          device=device)
+    dist.all_reduce(values)
+    return dict(zip(logs, (values / world.size).tolist(), strict=True))
+
+
+def barrier(world: World) -> None:
+    if world.parallel:
+        dist.barrier()

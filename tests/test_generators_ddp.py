@@ -1,0 +1,217 @@
+"""Data-parallel generator training under ``torchrun`` (CPU, ``gloo``, 2 processes).
+
+One ``torchrun --nproc_per_node=2`` launch runs this file as its worker script (the jobs
+below, in one process group) next to single-process fits in the test process:
+
+- DCGAN and the cVAE trained by 2 ranks on shares of the global batch end with the
+  weights, optimiser moments and BatchNorm statistics of the single-process fit (1e-5),
+  and rank 0's curves equal the single-process curves;
+- a fit killed after a checkpoint resumes under the other world size (2 -> 1, 1 -> 2) and
+  ends where the uninterrupted fit does;
+- StyleGAN2 (lazy R1), VQ-VAE-2 (EMA codebooks, per-class priors), latent diffusion and
+  DDPM train 2-process and keep identical replicas on both ranks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+BUDGETS = SRC / "synthlens" / "configs" / "budgets.yaml"
+EXACT = ("dcgan", "cvae")  # families whose 2-process fit equals the 1-process fit
+REPLICAS = ("stylegan2", "vqvae2", "ldm", "ddpm")  # 2-process fits, replicas compared
+
+
+class Killed(Exception):
+    """Stands for the process dying: raised at the start of step ``kill_at``, after the
+    checkpoint written when step ``kill_at - 1`` finished."""
+
+
+def tiny_set() -> Any:
+    """24 smooth 16×16 grey images, 16 of class 0 and 8 of class 1."""
+    from synthlens.data.dataset import ImageSet
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:16, :16]
+    labels = np.array([0] * 16 + [1] * 8)
+    images = []
+    for label in labels:
+        cy, cx = rng.uniform(4, 12, 2)
+        radius = 3 + 2 * label + rng.uniform(0, 1)
+        blob = np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * radius ** 2))
+        images.append(255 * np.clip(blob + rng.normal(0, 0.05, blob.shape), 0, 1))
+    return ImageSet(np.stack(images).astype(np.uint8), labels, ("a", "b"))
+
+
+def budget(family: str) -> Any:
+    """The smoke budget of ``family`` cut to a few steps of a batch of 8."""
+    from synthlens.generators import Budget
+
+    settings = dict(yaml.safe_load(BUDGETS.read_text())["smoke"]["generators"][family])
+    steps = 4 if family in EXACT else 2
+    settings.update(steps=steps, batch_size=8, checkpoint_every=2, log_every=1)
+    if family == "stylegan2":
+        settings["options"] = {**settings["options"], "r1_interval": 2}  # R1 at step 0
+    return Budget.from_dict(settings)
+
+
+def fit(family: str, workdir: Path | None, kill_at: int | None = None) -> Any:
+    from synthlens.generators import get_generator
+
+    gen = get_generator(family)
+    if kill_at is not None:
+        train_step = gen._train_step
+
+        def dying(stage: str, images: torch.Tensor, labels: torch.Tensor,
+                  step: int) -> dict[str, float]:
+            if step == kill_at:
+                raise Killed
+            return train_step(stage, images, labels, step)
+
+        gen._train_step = dying  # type: ignore[method-assign]
+        with pytest.raises(Killed):  # also outside pytest, in the torchrun worker
+            gen.fit(tiny_set(), budget(family), seed=0, workdir=workdir, progress=False)
+        return gen
+    return gen.fit(tiny_set(), budget(family), seed=0, workdir=workdir, progress=False)
+
+
+def flat(state: Any, prefix: str = "") -> dict[str, torch.Tensor]:
+    """Every number of a generator's ``_state()`` (weights, buffers, optimiser moments)."""
+    if isinstance(state, torch.Tensor):
+        return {prefix: state.detach().double()}
+    if isinstance(state, dict):
+        return {k: v for key, item in state.items() for k, v in flat(item, f"{prefix}/{key}")
+                .items()}
+    if isinstance(state, list | tuple):
+        return {k: v for i, item in enumerate(state) for k, v in flat(item, f"{prefix}/{i}")
+                .items()}
+    if isinstance(state, int | float | bool):
+        return {prefix: torch.tensor(float(state), dtype=torch.float64)}
+    return {}
+
+
+def max_difference(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
+    """The largest |a - b|, relative to |a| where |a| > 1 (Adam's second moments of a
+    loss summed over pixels reach 20 and more: float32 rounding is 1e-6 of that)."""
+    assert a.keys() == b.keys()
+    return max(float(((a[k] - b[k]).abs() / a[k].abs().clamp_min(1)).max())
+               if a[k].numel() else 0.0 for k in a)
+
+
+# --------------------------------------------------------------------------- the worker
+def worker(jobs_file: str) -> None:
+    """One rank of the torchrun launch: run every job, save this rank's final state."""
+    jobs = json.loads(Path(jobs_file).read_text())
+    rank = int(os.environ["RANK"])
+    for job in jobs:
+        gen = fit(job["family"], Path(job["workdir"]) if job["workdir"] else None,
+                  job.get("kill_at"))
+        assert gen.world.size == 2 and gen.world.rank == rank
+        if job.get("kill_at") is None:
+            torch.save(gen._state(), Path(job["out"]) / f"rank{rank}.pt")
+
+
+# --------------------------------------------------------------------------- the tests
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Single-process fits here, then one 2-process torchrun launch of :func:`worker`."""
+    root = tmp_path_factory.mktemp("ddp")
+    dirs = {name: root / name for name in (
+        "dcgan-1", "cvae-1", "dcgan-killed-1", "cvae-killed-2", *[f"{f}-2" for f in EXACT],
+        "dcgan-resumed-2", *[f"{f}-2" for f in REPLICAS])}
+    for path in dirs.values():
+        path.mkdir()
+    for family in EXACT:
+        torch.save(fit(family, dirs[f"{family}-1"])._state(), dirs[f"{family}-1"] / "rank0.pt")
+    fit("dcgan", dirs["dcgan-killed-1"], kill_at=2)  # written by 1 process, resumed by 2
+    jobs = [*({"family": f, "workdir": str(dirs[f"{f}-2"]), "out": str(dirs[f"{f}-2"])}
+              for f in EXACT),
+            {"family": "cvae", "workdir": str(dirs["cvae-killed-2"]), "kill_at": 2},
+            {"family": "dcgan", "workdir": str(dirs["dcgan-killed-1"]),
+             "out": str(dirs["dcgan-resumed-2"])},
+            *({"family": f, "workdir": None, "out": str(dirs[f"{f}-2"])} for f in REPLICAS)]
+    (root / "jobs.json").write_text(json.dumps(jobs))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get(
+        "PYTHONPATH", "")]), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         __file__, str(root / "jobs.json")],
+        capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-6000:]
+    return dirs
+
+
+@pytest.mark.parametrize("family", EXACT)
+def test_two_ranks_train_as_one_process_on_the_global_batch(runs: dict[str, Path],
+                                                            family: str) -> None:
+    single = flat(torch.load(runs[f"{family}-1"] / "rank0.pt", weights_only=True))
+    for rank in (0, 1):
+        parallel = flat(torch.load(runs[f"{family}-2"] / f"rank{rank}.pt", weights_only=True))
+        assert max_difference(single, parallel) <= 1e-5, (family, rank)
+    # rank 0 logged the losses over the global batch, as the single process did
+    curves_1 = json.loads((runs[f"{family}-1"] / "curves.json").read_text())
+    curves_2 = json.loads((runs[f"{family}-2"] / "curves.json").read_text())
+    assert curves_1.keys() == curves_2.keys()
+    for key in curves_1:
+        np.testing.assert_allclose(curves_2[key], curves_1[key], rtol=1e-5, atol=1e-5)
+    # rank 0 alone wrote the files
+    assert sorted(p.name for p in runs[f"{family}-2"].iterdir()) == [
+        "checkpoint.pt", "curves.json", "rank0.pt", "rank1.pt"]
+
+
+def test_a_killed_fit_resumes_under_another_world_size(runs: dict[str, Path]) -> None:
+    # 1 process killed after step 2 of 4, resumed by 2 ranks
+    resumed = flat(torch.load(runs["dcgan-resumed-2"] / "rank0.pt", weights_only=True))
+    single = flat(torch.load(runs["dcgan-1"] / "rank0.pt", weights_only=True))
+    assert max_difference(single, resumed) <= 1e-5
+    # 2 ranks killed after step 2 of 4, resumed by 1 process
+    saved = torch.load(runs["cvae-killed-2"] / "checkpoint.pt", weights_only=True)
+    assert saved["step"] == 2
+    gen = fit("cvae", runs["cvae-killed-2"])
+    assert gen.resumed_from == ("main", 2) and gen.world.size == 1
+    single = flat(torch.load(runs["cvae-1"] / "rank0.pt", weights_only=True))
+    assert max_difference(single, flat(gen._state())) <= 1e-5
+
+
+@pytest.mark.parametrize("family", REPLICAS)
+def test_every_other_family_trains_data_parallel(runs: dict[str, Path], family: str) -> None:
+    """Replicas stay identical: gradients, BatchNorm and codebook statistics are reduced
+    over the ranks (a VQ codebook updated from one rank's share would drift apart)."""
+    rank0, rank1 = (flat(torch.load(runs[f"{family}-2"] / f"rank{r}.pt", weights_only=True))
+                    for r in (0, 1))
+    assert max_difference(rank0, rank1) == 0.0
+    assert all(torch.isfinite(v).all() for v in rank0.values())
+    # training moved the weights
+    from synthlens.generators import get_generator
+
+    fresh = get_generator(family)
+    fresh.image_shape, fresh.class_names, fresh.budget = (16, 16), ("a", "b"), budget(family)
+    torch.manual_seed(0)
+    fresh._build(fresh.budget)
+    initial = flat(fresh._state())
+    weights = sorted(k for k in initial.keys() & rank0.keys() if initial[k].numel())
+    assert max(float((initial[k] - rank0[k]).abs().max()) for k in weights) > 0
+
+
+def test_a_batch_that_does_not_split_into_equal_shares_is_refused() -> None:
+    from synthlens.errors import SettingError
+    from synthlens.generators.distributed import World
+
+    with pytest.raises(SettingError, match="batch_size: 9 does not split into 2 equal"):
+        World(rank=0, size=2).check_batch("batch_size", 9)
+    World(rank=1, size=2).check_batch("batch_size", 8)
+    assert World(rank=1, size=2).rows(8) == slice(4, 8)
+
+
+if __name__ == "__main__":
+    worker(sys.argv[1])
