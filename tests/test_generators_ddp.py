@@ -28,8 +28,9 @@ import yaml
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 BUDGETS = SRC / "synthlens" / "configs" / "budgets.yaml"
-EXACT = ("dcgan", "cvae")  # families whose 2-process fit equals the 1-process fit
-REPLICAS = ("stylegan2", "vqvae2", "ldm", "ddpm")  # 2-process fits, replicas compared
+# families whose 2-process fit equals the 1-process fit, and the one whose does not
+EXACT = ("dcgan", "cvae", "ddpm", "ldm", "vqvae2")
+REPLICAS = ("stylegan2",)
 
 
 class Killed(Exception):
@@ -58,10 +59,16 @@ def budget(family: str) -> Any:
     from synthlens.generators import Budget
 
     settings = dict(yaml.safe_load(BUDGETS.read_text())["smoke"]["generators"][family])
-    steps = 4 if family in EXACT else 2
+    steps = 4 if family in ("dcgan", "cvae") else 2
     settings.update(steps=steps, batch_size=8, checkpoint_every=2, log_every=1)
     if family == "stylegan2":
         settings["options"] = {**settings["options"], "r1_interval": 2}  # R1 at step 0
+    if family == "vqvae2":
+        # Per-class priors draw their dropout masks per rank (not exact): no dropout here.
+        # The key bias of attention has an analytically zero gradient, which Adam turns
+        # from float rounding into steps of up to prior_lr: keep it small.
+        settings["options"] = {**settings["options"], "prior_dropout": 0.0,
+                               "prior_lr": 1e-4}
     return Budget.from_dict(settings)
 
 
@@ -101,10 +108,11 @@ def flat(state: Any, prefix: str = "") -> dict[str, torch.Tensor]:
 
 
 def max_difference(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
-    """The largest |a - b|, relative to |a| where |a| > 1 (Adam's second moments of a
-    loss summed over pixels reach 20 and more: float32 rounding is 1e-6 of that)."""
+    """The largest |a - b| over every tensor, relative to the tensor's largest entry where
+    that exceeds 1: weights are compared absolutely; Adam's moments of the cVAE's loss,
+    summed over pixels, reach 20, and float32 rounds at 1e-7 of the terms it sums."""
     assert a.keys() == b.keys()
-    return max(float(((a[k] - b[k]).abs() / a[k].abs().clamp_min(1)).max())
+    return max(float((a[k] - b[k]).abs().max() / a[k].abs().max().clamp_min(1))
                if a[k].numel() else 0.0 for k in a)
 
 
@@ -127,8 +135,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Single-process fits here, then one 2-process torchrun launch of :func:`worker`."""
     root = tmp_path_factory.mktemp("ddp")
     dirs = {name: root / name for name in (
-        "dcgan-1", "cvae-1", "dcgan-killed-1", "cvae-killed-2", *[f"{f}-2" for f in EXACT],
-        "dcgan-resumed-2", *[f"{f}-2" for f in REPLICAS])}
+        *[f"{f}-1" for f in EXACT], *[f"{f}-2" for f in (*EXACT, *REPLICAS)],
+        "dcgan-killed-1", "cvae-killed-2", "dcgan-resumed-2")}
     for path in dirs.values():
         path.mkdir()
     for family in EXACT:

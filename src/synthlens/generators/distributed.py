@@ -200,12 +200,31 @@ class SyncBatchNorm(nn.BatchNorm2d):
         return out.to(input.dtype)
 
 
+class ShardedDropout(nn.Dropout):
+    """Dropout whose mask is drawn for the global batch and sliced (rows = this rank's
+    share), as :func:`randn_like`: on the CPU the mask of every sample is the one a single
+    process draws (``torch.nn.Dropout`` draws ``bernoulli_(1 - p)`` over its input and
+    divides by ``1 - p``: so does this). A dropout over a subset of the rows (one class's
+    samples) gets a valid mask too, but not a single process's."""
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0 or not _SHARD[-1].parallel:
+            return super().forward(input)
+        if self.p == 1:
+            return input * 0
+        noise = _global(tuple(input.shape), lambda s: torch.empty(
+            s, dtype=input.dtype, device=input.device).bernoulli_(1 - self.p))
+        return input * noise.div_(1 - self.p)
+
+
 def synchronise(module: nn.Module) -> nn.Module:
-    """Reduce ``module``'s batch statistics across ranks, in place: BatchNorm layers become
-    :class:`SyncBatchNorm` (weights and statistics kept) and VQ codebooks all-reduce their
-    EMA statistics."""
+    """Make ``module`` data-parallel in place: BatchNorm layers become
+    :class:`SyncBatchNorm` (the same parameters and statistics), dropout layers
+    :class:`ShardedDropout`, and VQ codebooks all-reduce their EMA statistics."""
     for name, child in module.named_children():
-        if isinstance(child, nn.BatchNorm1d | nn.BatchNorm2d) \
+        if type(child) is nn.Dropout and child.p > 0:
+            setattr(module, name, ShardedDropout(child.p).train(child.training))
+        elif isinstance(child, nn.BatchNorm1d | nn.BatchNorm2d) \
                 and not isinstance(child, SyncBatchNorm):
             replacement = SyncBatchNorm(child.num_features, child.eps, child.momentum,
                                         child.affine, child.track_running_stats)

@@ -14,7 +14,7 @@ trainings from collapsing onto a handful of codes.
 Under data-parallel training (``synchronise = True``, set by the generator harness) the
 assignment counts and sums are all-reduced across ranks before the EMA step, so the
 codebooks follow the global batch and stay the same on every rank; restarted entries are
-taken from rank 0's batch.
+drawn from the rows of the global batch.
 """
 
 from __future__ import annotations
@@ -99,13 +99,27 @@ class VectorQuantizer(nn.Module):
             dead = self.cluster_size < self.dead_threshold
             n_dead = int(dead.sum())
             if n_dead:
-                pick = torch.randint(0, flat.shape[0], (n_dead,), device=flat.device)
-                self.embedding[dead] = flat[pick]
-                self.embed_sum[dead] = flat[pick]
+                chosen = self._restart_rows(flat, n_dead, synchronise)
+                self.embedding[dead] = chosen
+                self.embed_sum[dead] = chosen
                 self.cluster_size[dead] = 1.0
-                if synchronise:  # the same dead entries everywhere: take rank 0's picks
-                    dist.broadcast(self.embedding, 0)
-                    dist.broadcast(self.embed_sum, 0)
+
+    @staticmethod
+    def _restart_rows(flat: torch.Tensor, n_dead: int, synchronise: bool) -> torch.Tensor:
+        """``n_dead`` random rows of the batch's encoder outputs. Across ranks the rows
+        are drawn from the global batch (rank 0's draw; each row sent by the rank that
+        holds it), as a single process draws them from the whole batch."""
+        if not synchronise:
+            pick = torch.randint(0, flat.shape[0], (n_dead,), device=flat.device)
+            return flat[pick]
+        rows, rank = flat.shape[0], dist.get_rank()
+        pick = torch.randint(0, rows * dist.get_world_size(), (n_dead,), device=flat.device)
+        dist.broadcast(pick, 0)
+        mine = pick // rows == rank
+        chosen = torch.zeros(n_dead, flat.shape[1], dtype=flat.dtype, device=flat.device)
+        chosen[mine] = flat[pick[mine] - rank * rows]
+        dist.all_reduce(chosen)  # one non-zero contribution per row: exact
+        return chosen
 
     def perplexity(self) -> float:
         """exp(entropy) of the running code usage: how many entries are in use."""
