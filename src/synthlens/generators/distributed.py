@@ -6,27 +6,29 @@ same global minibatch (the same seeded sampler) and trains on its own contiguous
 it; modules run wrapped in :class:`~torch.nn.parallel.DistributedDataParallel`, which
 averages the gradients, so with equal shares the update is that of the loss averaged over
 the global batch. Everything random that is drawn per sample is drawn for the global batch
-and sliced (:func:`randn_like` and friends), so every rank's torch RNG stays in step with
-the others and with a single-process run; a checkpoint therefore holds one state that any
-world size can resume from.
+and sliced (:func:`randn_like` and friends, :class:`ShardedDropout`; per-class models run
+every class of the global batch, :func:`class_subsets`), so every rank's torch RNG stays in
+step with the others and with a single-process run; a checkpoint therefore holds one state
+that any world size can resume from.
 
-Statistics over the batch are reduced across ranks: BatchNorm layers are replaced by
-:class:`SyncBatchNorm` (global mean and variance, on CPU and GPU alike) and the VQ
-codebooks' EMA statistics are all-reduced (``VectorQuantizer.synchronise``).
+Statistics over the batch are those of the global batch: BatchNorm layers are replaced by
+:class:`SyncBatchNorm` (global mean and variance, on CPU and GPU alike), StyleGAN2's
+minibatch standard deviation reads :func:`gather_rows`, and the VQ codebooks' EMA
+statistics are all-reduced (``VectorQuantizer.synchronise``). On the CPU a fit by N ranks
+thus ends where a single process's ends, to float rounding (tests/test_generators_ddp.py).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import distributed as dist
 from torch import nn
-from torch.distributed.nn.functional import all_reduce as differentiable_all_reduce
 from torch.nn.parallel import DistributedDataParallel
 
 from synthlens.errors import SettingError
@@ -91,28 +93,106 @@ def rank_device(device: str, world: World) -> str:
     return device
 
 
-# --------------------------------------------------------------------------- per-sample noise
-_SHARD: list[World] = [SINGLE]
+class _AllReduceSum(torch.autograd.Function):
+    """Sum over the ranks, differentiable (the gradient is summed over the ranks too, and
+    that again differentiably, for the double backward of an R1 penalty)."""
+
+    @staticmethod
+    def forward(ctx: Any, tensor: torch.Tensor) -> torch.Tensor:
+        out = tensor.clone(memory_format=torch.contiguous_format)
+        dist.all_reduce(out)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        return _AllReduceSum.apply(grad)
+
+
+def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
+    """``tensor`` summed over the ranks, with its gradient summed over the ranks."""
+    return _AllReduceSum.apply(tensor)
+
+
+# --------------------------------------------------------------------------- shares of a batch
+@dataclass(frozen=True)
+class _Share:
+    """Which rows of a global batch this rank holds: its even share (``subset`` None), or
+    rows ``[offset, offset + n)`` of a subset of ``total`` rows (one class's samples)."""
+
+    world: World
+    subset: tuple[int, int] | None = None  # (offset, total)
+
+    def rows(self, n: int) -> tuple[int, slice]:
+        """(global rows, this rank's slice of them) for ``n`` local rows."""
+        if self.subset is None:
+            return n * self.world.size, slice(self.world.rank * n, (self.world.rank + 1) * n)
+        offset, total = self.subset
+        return total, slice(offset, offset + n)
+
+
+_SHARE: list[_Share] = [_Share(SINGLE)]
 
 
 @contextmanager
-def sharded(world: World) -> Iterator[None]:
-    """Within the block, the per-sample draws below draw for the global batch (``size``
-    times the local rows) and return this rank's rows."""
-    _SHARD.append(world)
+def _pushed(share: _Share) -> Iterator[None]:
+    _SHARE.append(share)
     try:
         yield
     finally:
-        _SHARD.pop()
+        _SHARE.pop()
+
+
+def sharded(world: World) -> AbstractContextManager[None]:
+    """Within the block, the per-sample draws below draw for the global batch (``size``
+    times the local rows) and return this rank's rows; so do dropout masks
+    (:class:`ShardedDropout`) and :func:`gather_rows` gathers the global batch."""
+    return _pushed(_Share(world))
+
+
+def class_subsets(labels: torch.Tensor, n_classes: int
+                  ) -> list[tuple[int, torch.Tensor, AbstractContextManager[None]]]:
+    """(class, mask of its rows, context) for every class in the global batch, in order,
+    also where this rank holds none of its rows: per-class models run for each, and within
+    the context their per-sample draws are those of the class's rows in the global batch
+    (their offset among the class's rows: the counts of the ranks before this one)."""
+    world = _SHARE[-1].world
+    if not world.parallel:
+        return [(c, labels == c, nullcontext()) for c in labels.unique().tolist()]
+    counts = torch.zeros(world.size, n_classes, dtype=torch.long, device=labels.device)
+    counts[world.rank] = torch.bincount(labels, minlength=n_classes)
+    dist.all_reduce(counts)
+    totals = counts.sum(0).tolist()
+    offsets = counts[:world.rank].sum(0).tolist()
+    return [(c, labels == c, _pushed(_Share(world, (offsets[c], totals[c]))))
+            for c in range(n_classes) if totals[c]]
 
 
 def _global(shape: tuple[int, ...], draw: Callable[[tuple[int, ...]], torch.Tensor]
             ) -> torch.Tensor:
-    world = _SHARD[-1]
-    if not world.parallel:
+    share = _SHARE[-1]
+    if not share.world.parallel:
         return draw(shape)
-    n = shape[0]
-    return draw((n * world.size, *shape[1:]))[world.rank * n:(world.rank + 1) * n]
+    total, rows = share.rows(shape[0])
+    return draw((total, *shape[1:]))[rows]
+
+
+def gather_rows(x: torch.Tensor) -> torch.Tensor:
+    """The global batch of ``x`` (every rank's rows, in order; differentiable: each rank's
+    rows get the gradient of every rank's loss), for statistics over the batch such as
+    StyleGAN2's minibatch standard deviation. ``x`` itself in a single process."""
+    share = _SHARE[-1]
+    if not share.world.parallel:
+        return x
+    total, rows = share.rows(x.shape[0])
+    before = x.new_zeros((rows.start, *x.shape[1:]))
+    after = x.new_zeros((total - rows.stop, *x.shape[1:]))
+    return all_reduce_sum(torch.cat([before, x, after]))  # one non-zero term per row: exact
+
+
+def local_rows(x: torch.Tensor, n: int) -> torch.Tensor:
+    """This rank's ``n`` rows of a global-batch tensor (as from :func:`gather_rows`)."""
+    share = _SHARE[-1]
+    return x[share.rows(n)[1]] if share.world.parallel else x
 
 
 def randn(*shape: int, device: torch.device | str, dtype: torch.dtype | None = None
@@ -180,11 +260,11 @@ class SyncBatchNorm(nn.BatchNorm2d):
         shape = [1, -1] + [1] * (input.dim() - 2)
         x = input.float()
         count = torch.tensor(float(x.numel() // x.shape[1]), device=x.device)
-        total = differentiable_all_reduce(torch.cat([x.sum(dims), count[None]]))
+        total = all_reduce_sum(torch.cat([x.sum(dims), count[None]]))
         n = total[-1].detach()
         mean = total[:-1] / n
         centred = x - mean.view(shape)
-        var = differentiable_all_reduce(centred.square().sum(dims)) / n
+        var = all_reduce_sum(centred.square().sum(dims)) / n
         out = centred * (var + self.eps).rsqrt().view(shape)
         if self.affine:
             out = out * self.weight.view(shape) + self.bias.view(shape)
@@ -208,7 +288,7 @@ class ShardedDropout(nn.Dropout):
     samples) gets a valid mask too, but not a single process's."""
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0 or not _SHARD[-1].parallel:
+        if not self.training or self.p == 0 or not _SHARE[-1].world.parallel:
             return super().forward(input)
         if self.p == 1:
             return input * 0

@@ -268,14 +268,16 @@ class Discriminator(nn.Module):
         self.embed = EqualLinear(n_classes, c4)
 
     def _mbstd(self, x: torch.Tensor) -> torch.Tensor:
-        n, c, h, w = x.shape
+        # groups over the global batch, also when each rank holds a share of it
+        full = distributed.gather_rows(x)
+        n, c, h, w = full.shape
         group = min(self.mbstd_group, n)
         while n % group:
             group -= 1
-        y = x.float().reshape(group, -1, c, h, w)
+        y = full.float().reshape(group, -1, c, h, w)
         y = (y - y.mean(0)).square().mean(0).add(1e-8).sqrt().mean(dim=(1, 2, 3))
         y = y.reshape(-1, 1, 1, 1).repeat(group, 1, h, w).to(x.dtype)
-        return torch.cat([x, y], dim=1)
+        return torch.cat([x, distributed.local_rows(y, len(x))], dim=1)
 
     def forward(self, img: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         h = self.blocks(self.fromrgb(img))

@@ -31,6 +31,7 @@ from torch.nn import functional as F
 
 from synthlens.data.dataset import ImageSet
 from synthlens.data.tensors import crop_to, frozen_outputs, pad_to, to_model_range, working_size
+from synthlens.generators import distributed
 from synthlens.generators.base import Budget, Generator, sample_knob
 from synthlens.generators.pixelcnn import GatedPixelCNN
 from synthlens.generators.transformer import CodeTransformer
@@ -242,10 +243,12 @@ class VQVAE2(Generator[VQVAE2Knobs]):
         if not self.per_class:
             return priors[0](codes, labels, cond_codes=cond)
         out: torch.Tensor | None = None
-        for label in labels.unique().tolist():
-            mask = labels == label
-            logits = priors[label](codes[mask], torch.zeros_like(labels[mask]),
-                                   cond_codes=None if cond is None else cond[mask])
+        # every class of the global batch, in order (data-parallel: also a class of which
+        # this rank holds no row, with dropout masks drawn as for the whole batch's rows)
+        for label, mask, rows in distributed.class_subsets(labels, len(priors)):
+            with rows:
+                logits = priors[label](codes[mask], torch.zeros_like(labels[mask]),
+                                       cond_codes=None if cond is None else cond[mask])
             if out is None:
                 out = logits.new_empty((len(labels), *logits.shape[1:]))
             out[mask] = logits
