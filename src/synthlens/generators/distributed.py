@@ -20,6 +20,7 @@ thus ends where a single process's ends, to float rounding (tests/test_generator
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -238,8 +239,13 @@ def wrap(module: nn.Module, fn: Callable[..., Any] | None, *,
     Buffers are not broadcast from rank 0 at each forward: batch statistics and codebooks
     are reduced across ranks instead, so every rank's buffers are already the same."""
     target = _Forward(module, fn if fn is not None else module)
-    return DistributedDataParallel(target, broadcast_buffers=False,
-                                   find_unused_parameters=find_unused)
+    return DistributedDataParallel(target, find_unused_parameters=find_unused, **_NO_SYNC)
+
+
+# torch 2.13 renamed DDP's buffer broadcast (and keeps the old name, with a warning)
+_NO_SYNC = ({"forward_sync_buffers": False}
+            if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters
+            else {"broadcast_buffers": False})
 
 
 class SyncBatchNorm(nn.BatchNorm2d):
