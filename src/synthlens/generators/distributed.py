@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
@@ -131,16 +132,27 @@ class _Share:
         return total, slice(offset, offset + n)
 
 
-_SHARE: list[_Share] = [_Share(SINGLE)]
+class _Shares(threading.local):
+    """The shares in force, innermost last, per thread (units may train side by side)."""
+
+    def __init__(self) -> None:
+        self.stack = [_Share(SINGLE)]
+
+
+_SHARES = _Shares()
+
+
+def _current() -> _Share:
+    return _SHARES.stack[-1]
 
 
 @contextmanager
 def _pushed(share: _Share) -> Iterator[None]:
-    _SHARE.append(share)
+    _SHARES.stack.append(share)
     try:
         yield
     finally:
-        _SHARE.pop()
+        _SHARES.stack.pop()
 
 
 def sharded(world: World) -> AbstractContextManager[None]:
@@ -156,7 +168,7 @@ def class_subsets(labels: torch.Tensor, n_classes: int
     also where this rank holds none of its rows: per-class models run for each, and within
     the context their per-sample draws are those of the class's rows in the global batch
     (their offset among the class's rows: the counts of the ranks before this one)."""
-    world = _SHARE[-1].world
+    world = _current().world
     if not world.parallel:
         return [(c, labels == c, nullcontext()) for c in labels.unique().tolist()]
     counts = torch.zeros(world.size, n_classes, dtype=torch.long, device=labels.device)
@@ -170,7 +182,7 @@ def class_subsets(labels: torch.Tensor, n_classes: int
 
 def _global(shape: tuple[int, ...], draw: Callable[[tuple[int, ...]], torch.Tensor]
             ) -> torch.Tensor:
-    share = _SHARE[-1]
+    share = _current()
     if not share.world.parallel:
         return draw(shape)
     total, rows = share.rows(shape[0])
@@ -181,7 +193,7 @@ def gather_rows(x: torch.Tensor) -> torch.Tensor:
     """The global batch of ``x`` (every rank's rows, in order; differentiable: each rank's
     rows get the gradient of every rank's loss), for statistics over the batch such as
     StyleGAN2's minibatch standard deviation. ``x`` itself in a single process."""
-    share = _SHARE[-1]
+    share = _current()
     if not share.world.parallel:
         return x
     total, rows = share.rows(x.shape[0])
@@ -192,7 +204,7 @@ def gather_rows(x: torch.Tensor) -> torch.Tensor:
 
 def local_rows(x: torch.Tensor, n: int) -> torch.Tensor:
     """This rank's ``n`` rows of a global-batch tensor (as from :func:`gather_rows`)."""
-    share = _SHARE[-1]
+    share = _current()
     return x[share.rows(n)[1]] if share.world.parallel else x
 
 
@@ -294,7 +306,7 @@ class ShardedDropout(nn.Dropout):
     samples) gets a valid mask too, but not a single process's."""
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0 or not _SHARE[-1].world.parallel:
+        if not self.training or self.p == 0 or not _current().world.parallel:
             return super().forward(input)
         if self.p == 1:
             return input * 0
