@@ -11,7 +11,7 @@ below, in one process group) next to single-process fits in the test process:
   dropout and dropout drawn for the global batch); rank 0's curves equal the
   single-process curves;
 - a fit killed after a checkpoint resumes under the other world size (2 -> 1, 1 -> 2) and
-  ends where the uninterrupted fit does;
+  ends where the uninterrupted fit does.
 """
 
 from __future__ import annotations
@@ -110,6 +110,10 @@ def flat(state: Any, prefix: str = "") -> dict[str, torch.Tensor]:
     return {}
 
 
+def saved(path: Path) -> dict[str, torch.Tensor]:
+    return flat(torch.load(path, weights_only=True)["state"])
+
+
 def max_difference(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
     """The largest |a - b| over every tensor, relative to the tensor's largest entry where
     that exceeds 1: weights are compared absolutely; Adam's moments of the cVAE's loss,
@@ -129,7 +133,8 @@ def worker(jobs_file: str) -> None:
                   job.get("kill_at"))
         assert gen.world.size == 2 and gen.world.rank == rank
         if job.get("kill_at") is None:
-            torch.save(gen._state(), Path(job["out"]) / f"rank{rank}.pt")
+            torch.save({"state": gen._state(), "resumed_from": gen.resumed_from},
+                       Path(job["out"]) / f"rank{rank}.pt")
 
 
 # --------------------------------------------------------------------------- the tests
@@ -143,7 +148,9 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     for path in dirs.values():
         path.mkdir()
     for family in EXACT:
-        torch.save(fit(family, dirs[f"{family}-1"])._state(), dirs[f"{family}-1"] / "rank0.pt")
+        gen = fit(family, dirs[f"{family}-1"])
+        torch.save({"state": gen._state(), "resumed_from": gen.resumed_from},
+                   dirs[f"{family}-1"] / "rank0.pt")
     fit("dcgan", dirs["dcgan-killed-1"], kill_at=2)  # written by 1 process, resumed by 2
     jobs = [*({"family": f, "workdir": str(dirs[f"{f}-2"]), "out": str(dirs[f"{f}-2"])}
               for f in EXACT),
@@ -168,9 +175,9 @@ def test_two_ranks_train_as_one_process_on_the_global_batch(runs: dict[str, Path
     moments after the same steps: both ranks hold the single process's."""
     from synthlens.generators import get_generator
 
-    single = flat(torch.load(runs[f"{family}-1"] / "rank0.pt", weights_only=True))
+    single = saved(runs[f"{family}-1"] / "rank0.pt")
     for rank in (0, 1):
-        parallel = flat(torch.load(runs[f"{family}-2"] / f"rank{rank}.pt", weights_only=True))
+        parallel = saved(runs[f"{family}-2"] / f"rank{rank}.pt")
         assert max_difference(single, parallel) <= 1e-5, (family, rank)
     # and training moved the weights away from their initial values
     fresh = get_generator(family)
@@ -193,16 +200,17 @@ def test_two_ranks_train_as_one_process_on_the_global_batch(runs: dict[str, Path
 
 def test_a_killed_fit_resumes_under_another_world_size(runs: dict[str, Path]) -> None:
     # 1 process killed after step 2 of 4, resumed by 2 ranks
-    resumed = flat(torch.load(runs["dcgan-resumed-2"] / "rank0.pt", weights_only=True))
-    single = flat(torch.load(runs["dcgan-1"] / "rank0.pt", weights_only=True))
-    assert max_difference(single, resumed) <= 1e-5
+    for rank in (0, 1):
+        resumed = torch.load(runs["dcgan-resumed-2"] / f"rank{rank}.pt", weights_only=True)
+        assert resumed["resumed_from"] == ("main", 2)
+        assert max_difference(saved(runs["dcgan-1"] / "rank0.pt"),
+                              flat(resumed["state"])) <= 1e-5
     # 2 ranks killed after step 2 of 4, resumed by 1 process
-    saved = torch.load(runs["cvae-killed-2"] / "checkpoint.pt", weights_only=True)
-    assert saved["step"] == 2
+    checkpoint = torch.load(runs["cvae-killed-2"] / "checkpoint.pt", weights_only=True)
+    assert checkpoint["step"] == 2
     gen = fit("cvae", runs["cvae-killed-2"])
     assert gen.resumed_from == ("main", 2) and gen.world.size == 1
-    single = flat(torch.load(runs["cvae-1"] / "rank0.pt", weights_only=True))
-    assert max_difference(single, flat(gen._state())) <= 1e-5
+    assert max_difference(saved(runs["cvae-1"] / "rank0.pt"), flat(gen._state())) <= 1e-5
 
 
 def test_a_batch_that_does_not_split_into_equal_shares_is_refused() -> None:
