@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from synthlens.generators import distributed
 from synthlens.generators.blocks import AttentionBlock, ResBlock, group_count
 from synthlens.nets.quantizer import VectorQuantizer
 
@@ -93,7 +94,7 @@ class KLAutoencoder(nn.Module):
         """A latent from :meth:`encode_params`: a posterior draw (global RNG), or its mean
         with ``sample=False``."""
         mean, logvar = params.chunk(2, dim=1)
-        return mean + torch.randn_like(mean) * (0.5 * logvar).exp() if sample else mean
+        return mean + distributed.randn_like(mean) * (0.5 * logvar).exp() if sample else mean
 
     def encode(self, x: torch.Tensor, sample: bool = True) -> torch.Tensor:
         """A latent of x: a posterior draw (global RNG), or its mean with ``sample=False``."""
@@ -104,7 +105,7 @@ class KLAutoencoder(nn.Module):
 
     def loss(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         mean, logvar = self.posterior(x)
-        z = mean + torch.randn_like(mean) * (0.5 * logvar).exp()
+        z = mean + distributed.randn_like(mean) * (0.5 * logvar).exp()
         recon = self.decoder(z)
         rec = (recon - x).abs().mean() + F.mse_loss(recon, x)
         # KL per latent element, matching the per-pixel reconstruction scale.

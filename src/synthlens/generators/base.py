@@ -21,6 +21,13 @@ draws the minibatches, logs training curves, shows a progress bar and writes che
 (model, optimisers, EMA, step and RNG state) atomically, so that a killed ``fit`` called
 again with the same ``workdir`` continues from its last checkpoint and ends where an
 uninterrupted run would have. Checkpoints load with ``weights_only=True``.
+
+Under ``torchrun`` the same ``fit`` trains data-parallel (:mod:`.distributed`): every rank
+draws the same global minibatch of ``batch_size`` rows and trains on its equal share, the
+modules a family trains run in DistributedDataParallel (:meth:`Generator._parallel`),
+per-sample noise is drawn for the global batch and sliced, and rank 0 alone writes
+checkpoints, curves and model files and shows the progress bar. A checkpoint holds no
+trace of the world size: any world size resumes it.
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ from synthlens.data.dataset import ImageSet
 from synthlens.data.tensors import from_model_range, to_model_range
 from synthlens.device import autocast, resolve_device
 from synthlens.errors import SettingError
+from synthlens.generators import distributed
 from synthlens.io import atomic_path, write_json
 from synthlens.settings import build, check_names, names, setting_fields, update
 
@@ -195,6 +203,9 @@ class Generator(ABC, Generic[K]):
         self.train_counts: list[int] | None = None  # class counts of the training set
         # (stage, step) where the last fit picked up a checkpoint; None for a fresh start
         self.resumed_from: tuple[str, int] | None = None
+        #: The process group of the last fit (rank 0 of 1 outside ``torchrun``).
+        self.world: distributed.World = distributed.SINGLE
+        self._wrapped: dict[int, torch.nn.Module] = {}
         self._fitted = False
 
     # ----------------------------------------------------------------- family hooks
@@ -217,6 +228,10 @@ class Generator(ABC, Generic[K]):
                   knobs: K) -> torch.Tensor:
         """Images in [-1, 1] (N×C×H×W) for the given class labels, drawn with ``knobs``
         (:attr:`knobs` with this draw's sample knobs applied)."""
+
+    def _trained(self) -> dict[str, Any]:
+        """The ``checkpointed`` attributes (modules, optimisers, floats) by name."""
+        return {name: getattr(self, name) for name in self.checkpointed}
 
     def _state(self) -> dict[str, Any]:
         """Everything to checkpoint: the state of each attribute in ``checkpointed``."""
@@ -243,6 +258,20 @@ class Generator(ABC, Generic[K]):
     def _begin_stage(self, stage: str, train: ImageSet) -> None:
         """Called before a stage's first step (also on resume); optional. It must not draw
         from the global RNG, or a resumed run would differ from an uninterrupted one."""
+
+    def _parallel(self, module: torch.nn.Module, fn: Any = None, *,
+                  find_unused: bool = False) -> Any:
+        """What a training step calls for a forward whose loss updates ``module``:
+        ``fn`` (default: ``module`` itself) as it is in a single process, the same in
+        DistributedDataParallel over ``module``'s parameters under ``torchrun`` (gradients
+        averaged over the ranks in the backward pass). One wrapper per module and fit;
+        ``find_unused`` for a forward that leaves some parameters unused on some ranks."""
+        if not self.world.parallel:
+            return fn if fn is not None else module
+        key = id(module)
+        if key not in self._wrapped:
+            self._wrapped[key] = distributed.wrap(module, fn, find_unused=find_unused)
+        return self._wrapped[key]
 
     # ----------------------------------------------------------------- declarations
     @classmethod
@@ -318,13 +347,23 @@ class Generator(ABC, Generic[K]):
         self.budget = budget
         self.check_image_shape(train.image_shape)
         self.check_options(budget)
-        torch.manual_seed(seed)
+        world = self.world = distributed.join(self.device)
+        self.device = distributed.rank_device(self.device, world)
+        stages = self.stages()
+        for stage in stages:
+            world.check_batch("batch_size" if budget.stage_batch_size(stage) == budget.batch_size
+                              else f"options.stage_batch_sizes.{stage}",
+                              budget.stage_batch_size(stage))
+        torch.manual_seed(seed)  # the same on every rank: the same initial weights
         self._build(budget)
+        self._wrapped = {}
+        if world.parallel:
+            for module in _modules(self._trained()):
+                distributed.synchronise(module)
         workdir = Path(workdir) if workdir is not None else None
         start_stage, start_step = 0, 0
         batch_rng = torch.Generator().manual_seed(seed)
         self.curves = {}
-        stages = self.stages()
         self.resumed_from = None
         checkpoint = workdir / "checkpoint.pt" if workdir else None
         if checkpoint is not None and checkpoint.exists():
@@ -356,7 +395,8 @@ class Generator(ABC, Generic[K]):
             self._begin_stage(stage, train)
             inputs = self._stage_inputs(stage, images)
             bar = tqdm(range(first, n_steps), desc=f"{self.family}:{stage}", leave=False,
-                       disable=not progress, initial=first, total=n_steps)
+                       disable=not progress or not world.main, initial=first, total=n_steps)
+            rows = world.rows(batch_size)  # this rank's share of every global batch
             balanced = stage in self._balanced_stages()
             for step in bar:
                 if balanced:
@@ -364,22 +404,26 @@ class Generator(ABC, Generic[K]):
                                             generator=batch_rng)
                 else:
                     idx = torch.randint(0, len(images), (batch_size,), generator=batch_rng)
-                with autocast(self.device, mixed):
+                idx = idx[rows]
+                with autocast(self.device, mixed), distributed.sharded(world):
                     logs = self._train_step(stage, inputs[idx].to(self.device),
                                             labels[idx].to(self.device), step)
                 if step % budget.log_every == 0 or step == n_steps - 1:
+                    logs = distributed.mean_over_ranks(logs, world, self.device)
                     self._log(stage, step, logs)
                     bar.set_postfix({k: f"{v:.3g}" for k, v in logs.items()})
                 done = step + 1
-                if checkpoint is not None and (done % budget.checkpoint_every == 0
-                                               or done == n_steps):
+                if checkpoint is not None and world.main and (
+                        done % budget.checkpoint_every == 0 or done == n_steps):
                     next_stage, next_step = ((stage_index, done) if done < n_steps
                                              else (stage_index + 1, 0))
                     self._write_checkpoint(checkpoint, seed, next_stage, next_step, batch_rng)
                     write_json(checkpoint.parent / "curves.json", self.curves)
         self._fitted = True
-        if workdir is not None:
+        self._wrapped = {}
+        if workdir is not None and world.main:
             write_json(workdir / "curves.json", self.curves)
+        distributed.barrier(world)  # every rank leaves fit with the files written
         return self
 
     @torch.no_grad()
@@ -418,9 +462,12 @@ class Generator(ABC, Generic[K]):
                         split=name or self.family, source=f"generator:{self.family}")
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the fitted generator (weights + what is needed to rebuild it) atomically."""
+        """Write the fitted generator (weights + what is needed to rebuild it) atomically;
+        after a data-parallel fit only rank 0 writes (every rank holds the same weights)."""
         if not self._fitted or self.budget is None:
             raise RuntimeError("save() needs a fitted generator")
+        if not self.world.main:
+            return
         payload = {"meta": self._meta(), "state": self._state(),
                    "curves": json.dumps(self.curves)}
         with atomic_path(path) as tmp:
@@ -471,6 +518,15 @@ class Generator(ABC, Generic[K]):
             payload["cuda_rng"] = torch.cuda.get_rng_state(self.device)
         with atomic_path(path) as tmp:
             torch.save(payload, tmp)
+
+
+def _modules(value: Any) -> list[torch.nn.Module]:
+    """The modules in a ``checkpointed`` attribute (a module, or a dict of them)."""
+    if isinstance(value, torch.nn.Module):
+        return [value]
+    if isinstance(value, dict):
+        return [m for item in value.values() for m in _modules(item)]
+    return []
 
 
 def _state_of(value: Any) -> Any:

@@ -12,6 +12,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from synthlens.errors import SettingError
+from synthlens.generators import distributed
 from synthlens.generators.base import Budget, Generator, sample_knob
 
 
@@ -108,18 +109,23 @@ class ConditionalVAE(Generator[CVAEKnobs]):
     def _train_step(self, stage: str, images: torch.Tensor, labels: torch.Tensor,
                     step: int) -> dict[str, float]:
         self.net.train()
-        mu, logvar = self.net.encode(images, labels)
-        z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
-        recon = self.net.decode(z, labels)
-        # Sum over pixels, mean over the batch: the usual ELBO scaling.
-        recon_loss = F.mse_loss(recon, images, reduction="none").flatten(1).sum(1).mean()
-        kl = (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(1)).mean()
-        loss = recon_loss + self.knobs.beta * kl
+        loss, recon_loss, kl = self._parallel(self.net, self._elbo)(images, labels)
         self.optimiser.zero_grad(set_to_none=True)
         loss.backward()
         self.optimiser.step()
         return {"loss": float(loss.detach()), "recon": float(recon_loss.detach()),
                 "kl": float(kl.detach())}
+
+    def _elbo(self, images: torch.Tensor, labels: torch.Tensor
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(negative ELBO, reconstruction term, KL term) of a minibatch."""
+        mu, logvar = self.net.encode(images, labels)
+        z = mu + distributed.randn_like(mu) * (0.5 * logvar).exp()
+        recon = self.net.decode(z, labels)
+        # Sum over pixels, mean over the batch: the usual ELBO scaling.
+        recon_loss = F.mse_loss(recon, images, reduction="none").flatten(1).sum(1).mean()
+        kl = (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(1)).mean()
+        return recon_loss + self.knobs.beta * kl, recon_loss, kl
 
     def _generate(self, labels: torch.Tensor, generator: torch.Generator,
                   knobs: CVAEKnobs) -> torch.Tensor:

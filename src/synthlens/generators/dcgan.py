@@ -19,6 +19,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from synthlens.generators import distributed
 from synthlens.generators.base import Budget, Generator
 
 
@@ -135,15 +136,17 @@ class DCGAN(Generator[DCGANKnobs]):
                     step: int) -> dict[str, float]:
         self.G.train()
         self.D.train()
-        z = torch.randn(len(labels), self.z_dim, device=self.device)
-        fake = self.G(z, labels)
+        z = distributed.randn(len(labels), self.z_dim, device=self.device)
+        fake = self._parallel(self.G)(z, labels)
         # Discriminator on real and (detached) fake batches.
-        loss_d = (F.softplus(-self.D(images, labels)).mean()
-                  + F.softplus(self.D(fake.detach(), labels)).mean())
+        D = self._parallel(self.D)
+        loss_d = (F.softplus(-D(images, labels)).mean()
+                  + F.softplus(D(fake.detach(), labels)).mean())
         self.opt_D.zero_grad(set_to_none=True)
         loss_d.backward()
         self.opt_D.step()
-        # Generator: non-saturating loss.
+        # Generator: non-saturating loss (D's own gradients here are not used, so it runs
+        # outside DDP; G's are averaged over the ranks).
         loss_g = F.softplus(-self.D(fake, labels)).mean()
         self.opt_G.zero_grad(set_to_none=True)
         loss_g.backward()

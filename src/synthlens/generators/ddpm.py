@@ -22,6 +22,7 @@ from torch.nn import functional as F
 
 from synthlens.data.tensors import crop_to, pad_to, working_size
 from synthlens.errors import SettingError
+from synthlens.generators import distributed
 from synthlens.generators.base import Budget, Generator, ema_update, sample_knob
 from synthlens.generators.schedulers import NoiseSchedule, ddim_sample
 from synthlens.generators.unet import ConditionalUNet
@@ -140,12 +141,13 @@ class DDPM(Generator[DDPMKnobs]):
         self.unet.train()
         x0 = self._to_space(images)
         n = x0.shape[0]
-        t = torch.randint(0, self.schedule.num_train_timesteps, (n,), device=x0.device)
-        noise = torch.randn_like(x0)
+        # per-sample draws for the global batch, this rank's rows (see .distributed)
+        t = distributed.randint(self.schedule.num_train_timesteps, n, device=x0.device)
+        noise = distributed.randn_like(x0)
         xt = self.schedule.add_noise(x0, noise, t)
-        drop = torch.rand(n, device=x0.device) < self.knobs.p_uncond
+        drop = distributed.rand(n, device=x0.device) < self.knobs.p_uncond
         y = torch.where(drop, torch.full_like(labels, self.n_classes), labels)
-        loss = F.mse_loss(self.unet(xt, t, y).float(), noise)
+        loss = F.mse_loss(self._parallel(self.unet)(xt, t, y).float(), noise)
         self.opt_unet.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.unet.parameters(), 1.0)

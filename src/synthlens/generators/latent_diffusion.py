@@ -154,7 +154,8 @@ class LatentDiffusion(DDPM):
         for group in self.opt_ae.param_groups:
             group["lr"] = self._ae_lr * cosine_lr(step, total, warmup=min(100, total // 10))
         self.autoencoder.train()
-        loss, logs = self.autoencoder.loss(pad_to(images, self.work_size))
+        loss, logs = self._parallel(self.autoencoder, self.autoencoder.loss)(
+            pad_to(images, self.work_size))
         self.opt_ae.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_ae.step()

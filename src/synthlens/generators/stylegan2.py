@@ -39,6 +39,7 @@ from torch.nn import functional as F
 from synthlens.data.tensors import crop_to, pad_to
 from synthlens.device import full_precision
 from synthlens.errors import SettingError
+from synthlens.generators import distributed
 from synthlens.generators.base import Budget, Generator, ema_update, sample_knob
 from synthlens.generators.blocks import next_power_of_two
 
@@ -164,7 +165,7 @@ class SynthesisLayer(nn.Module):
         if noise_mode == "random":
             shape = (x.shape[0], 1, self.resolution, self.resolution)
             noise = (torch.randn(shape, generator=generator).to(x.device) if generator
-                     is not None else torch.randn(shape, device=x.device))
+                     is not None else distributed.randn(*shape, device=x.device))
             x = x + noise.to(x.dtype) * self.noise_strength
         elif noise_mode == "const":
             x = x + self.noise_const.to(x.dtype) * self.noise_strength
@@ -267,14 +268,16 @@ class Discriminator(nn.Module):
         self.embed = EqualLinear(n_classes, c4)
 
     def _mbstd(self, x: torch.Tensor) -> torch.Tensor:
-        n, c, h, w = x.shape
+        # groups over the global batch, also when each rank holds a share of it
+        full = distributed.gather_rows(x)
+        n, c, h, w = full.shape
         group = min(self.mbstd_group, n)
         while n % group:
             group -= 1
-        y = x.float().reshape(group, -1, c, h, w)
+        y = full.float().reshape(group, -1, c, h, w)
         y = (y - y.mean(0)).square().mean(0).add(1e-8).sqrt().mean(dim=(1, 2, 3))
         y = y.reshape(-1, 1, 1, 1).repeat(group, 1, h, w).to(x.dtype)
-        return torch.cat([x, y], dim=1)
+        return torch.cat([x, distributed.local_rows(y, len(x))], dim=1)
 
     def forward(self, img: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         h = self.blocks(self.fromrgb(img))
@@ -384,13 +387,13 @@ class StyleGAN2(Generator[StyleGAN2Knobs]):
         if prob <= 0 or float(torch.rand(())) >= prob:
             return ws
         cutoff = int(torch.randint(1, ws.shape[1], ()))
-        z2 = torch.randn(ws.shape[0], self.z_dim, device=ws.device)
+        z2 = distributed.randn(ws.shape[0], self.z_dim, device=ws.device)
         ws = ws.clone()
         ws[:, cutoff:] = self.G.mapping(z2, labels)[:, None]
         return ws
 
     def _fake(self, labels: torch.Tensor) -> torch.Tensor:
-        z = torch.randn(len(labels), self.z_dim, device=self.device)
+        z = distributed.randn(len(labels), self.z_dim, device=self.device)
         w = self.G.mapping(z, labels)
         ws = self._mix_ws(w[:, None].expand(-1, self.G.synthesis.num_ws, -1), labels)
         return self.G.synthesis(ws, "random")
@@ -406,40 +409,51 @@ class StyleGAN2(Generator[StyleGAN2Knobs]):
         self.G.train()
         self.D.train()
         real = pad_to(images, self.resolution)
-        # Generator: non-saturating loss.
+        # Generator: non-saturating loss (D, frozen here, runs outside DDP).
         _requires_grad(self.D, False)
-        fake = self._fake(labels)
+        fake = self._parallel(self.G, self._fake)(labels)
         loss_g = F.softplus(-self.D(self._d_input(fake), labels)).mean()
         self.opt_G.zero_grad(set_to_none=True)
         loss_g.backward()
         self.opt_G.step()
         # Discriminator: logistic loss, plus lazy R1 on reals.
         _requires_grad(self.D, True)
-        fake_logits = self.D(self._d_input(fake.detach()), labels)
         do_r1 = self.r1_gamma > 0 and step % self.r1_interval == 0
         real = real.detach().requires_grad_(do_r1)
-        real_logits = self.D(real, labels)
-        loss_d = F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean()
+        loss_d, fake_logits, real_logits, r1 = self._parallel(self.D, self._d_loss)(
+            fake.detach(), real, labels)
         logs = {"loss_g": float(loss_g.detach()), "loss_d": float(loss_d.detach()),
                 "d_real": float(real_logits.detach().mean()),
                 "d_fake": float(fake_logits.detach().mean())}
-        if do_r1:
-            with full_precision(real):
-                grad, = torch.autograd.grad(real_logits.float().sum(), real, create_graph=True)
-                r1 = grad.float().square().sum(dim=(1, 2, 3)).mean()
+        if r1 is not None:
             loss_d = loss_d + r1 * (self.r1_gamma / 2) * self.r1_interval
             logs["r1"] = float(r1.detach())
         self.opt_D.zero_grad(set_to_none=True)
         loss_d.backward()
         self.opt_D.step()
-        # G EMA with the official half-life and ramp-up.
-        batch = len(labels)
+        # G EMA with the official half-life and ramp-up (in images of the global batch).
+        batch = len(labels) * self.world.size
         ema_nimg = self.knobs.ema_kimg * 1000
         rampup = self.knobs.ema_rampup
         if rampup > 0:
             ema_nimg = min(ema_nimg, (step + 1) * batch * rampup)
         ema_update(self.G_ema, self.G, 0.5 ** (batch / max(ema_nimg, 1e-8)))
         return logs
+
+    def _d_loss(self, fake: torch.Tensor, real: torch.Tensor, labels: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """D's logistic loss, its logits on fakes and reals, and the R1 penalty on the reals
+        when they require a gradient (a lazy R1 step; computed in this forward, so that a
+        data-parallel D averages the gradients of both terms in one backward pass)."""
+        fake_logits = self.D(self._d_input(fake), labels)
+        real_logits = self.D(real, labels)
+        loss_d = F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean()
+        r1 = None
+        if real.requires_grad:
+            with full_precision(real):
+                grad, = torch.autograd.grad(real_logits.float().sum(), real, create_graph=True)
+                r1 = grad.float().square().sum(dim=(1, 2, 3)).mean()
+        return loss_d, fake_logits, real_logits, r1
 
     @torch.no_grad()
     def class_mean_w(self, n: int = 4096) -> torch.Tensor:

@@ -21,6 +21,7 @@ At 28×28 the image is reflect-padded to 32×32, giving 4×4 top and 8×8 bottom
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Literal
 
 import numpy as np
@@ -30,6 +31,7 @@ from torch.nn import functional as F
 
 from synthlens.data.dataset import ImageSet
 from synthlens.data.tensors import crop_to, frozen_outputs, pad_to, to_model_range, working_size
+from synthlens.generators import distributed
 from synthlens.generators.base import Budget, Generator, sample_knob
 from synthlens.generators.pixelcnn import GatedPixelCNN
 from synthlens.generators.transformer import CodeTransformer
@@ -200,17 +202,24 @@ class VQVAE2(Generator[VQVAE2Knobs]):
                                                            warmup=min(100, total // 10))
         if stage == "vqvae":
             self.net.train()
-            loss, parts = self.net.loss(pad_to(inputs, self.work_size))
+            loss, parts = self._parallel(self.net, self.net.loss)(pad_to(inputs, self.work_size))
             logs = {"loss": float(loss.detach()), **parts}
         else:
             id_t, id_b = self._split_rows(inputs.long())  # rows of _stage_inputs
+            # per-class priors: a class missing from one rank's share leaves its priors
+            # unused there (find_unused)
             if stage == "top_prior":
                 self.top_prior.train()
-                loss = F.cross_entropy(self._prior_logits(self.top_prior, id_t, labels), id_t)
+                logits = self._parallel(self.top_prior, partial(self._prior_logits,
+                                                                self.top_prior),
+                                        find_unused=self.per_class)(id_t, labels)
+                loss = F.cross_entropy(logits, id_t)
             else:
                 self.bottom_prior.train()
-                loss = F.cross_entropy(
-                    self._prior_logits(self.bottom_prior, id_b, labels, id_t), id_b)
+                logits = self._parallel(self.bottom_prior, partial(self._prior_logits,
+                                                                   self.bottom_prior),
+                                        find_unused=self.per_class)(id_b, labels, id_t)
+                loss = F.cross_entropy(logits, id_b)
             logs = {"nll": float(loss.detach())}
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
@@ -234,10 +243,12 @@ class VQVAE2(Generator[VQVAE2Knobs]):
         if not self.per_class:
             return priors[0](codes, labels, cond_codes=cond)
         out: torch.Tensor | None = None
-        for label in labels.unique().tolist():
-            mask = labels == label
-            logits = priors[label](codes[mask], torch.zeros_like(labels[mask]),
-                                   cond_codes=None if cond is None else cond[mask])
+        # every class of the global batch, in order (data-parallel: also a class of which
+        # this rank holds no row, with dropout masks drawn as for the whole batch's rows)
+        for label, mask, rows in distributed.class_subsets(labels, len(priors)):
+            with rows:
+                logits = priors[label](codes[mask], torch.zeros_like(labels[mask]),
+                                       cond_codes=None if cond is None else cond[mask])
             if out is None:
                 out = logits.new_empty((len(labels), *logits.shape[1:]))
             out[mask] = logits

@@ -10,11 +10,17 @@ Codes whose running usage falls below ``dead_threshold`` are restarted on random
 outputs of the current batch (Dhariwal et al. 2020, Jukebox). All entries start unused, so
 the first batch initialises the codebook from data; afterwards restarts keep short CPU
 trainings from collapsing onto a handful of codes.
+
+Under data-parallel training (``synchronise = True``, set by the generator harness) the
+assignment counts and sums are all-reduced across ranks before the EMA step, so the
+codebooks follow the global batch and stay the same on every rank; restarted entries are
+drawn from the rows of the global batch.
 """
 
 from __future__ import annotations
 
 import torch
+from torch import distributed as dist
 from torch import nn
 from torch.nn import functional as F
 
@@ -46,6 +52,8 @@ class VectorQuantizer(nn.Module):
         self.register_buffer("embedding", torch.randn(num_codes, dim) * 0.1)
         self.register_buffer("cluster_size", torch.zeros(num_codes))
         self.register_buffer("embed_sum", self.embedding.clone())
+        #: All-reduce the EMA statistics across the process group (data-parallel training).
+        self.synchronise = False
 
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Quantise ``z``; returns (quantised map with straight-through gradient,
@@ -75,8 +83,14 @@ class VectorQuantizer(nn.Module):
     @torch.no_grad()
     def _update(self, flat: torch.Tensor, codes: torch.Tensor) -> None:
         onehot = F.one_hot(codes, self.num_codes).type(flat.dtype)
-        self.cluster_size.mul_(self.decay).add_(onehot.sum(0), alpha=1 - self.decay)
-        self.embed_sum.mul_(self.decay).add_(onehot.t() @ flat, alpha=1 - self.decay)
+        counts, sums = onehot.sum(0), onehot.t() @ flat
+        synchronise = self.synchronise and dist.is_initialized()
+        if synchronise:
+            stats = torch.cat([counts[:, None], sums], dim=1)
+            dist.all_reduce(stats)
+            counts, sums = stats[:, 0], stats[:, 1:]
+        self.cluster_size.mul_(self.decay).add_(counts, alpha=1 - self.decay)
+        self.embed_sum.mul_(self.decay).add_(sums, alpha=1 - self.decay)
         total = self.cluster_size.sum()
         # Laplace smoothing keeps unused entries from dividing by zero.
         size = (self.cluster_size + self.eps) / (total + self.num_codes * self.eps) * total
@@ -85,10 +99,27 @@ class VectorQuantizer(nn.Module):
             dead = self.cluster_size < self.dead_threshold
             n_dead = int(dead.sum())
             if n_dead:
-                pick = torch.randint(0, flat.shape[0], (n_dead,), device=flat.device)
-                self.embedding[dead] = flat[pick]
-                self.embed_sum[dead] = flat[pick]
+                chosen = self._restart_rows(flat, n_dead, synchronise)
+                self.embedding[dead] = chosen
+                self.embed_sum[dead] = chosen
                 self.cluster_size[dead] = 1.0
+
+    @staticmethod
+    def _restart_rows(flat: torch.Tensor, n_dead: int, synchronise: bool) -> torch.Tensor:
+        """``n_dead`` random rows of the batch's encoder outputs. Across ranks the rows
+        are drawn from the global batch (rank 0's draw; each row sent by the rank that
+        holds it), as a single process draws them from the whole batch."""
+        if not synchronise:
+            pick = torch.randint(0, flat.shape[0], (n_dead,), device=flat.device)
+            return flat[pick]
+        rows, rank = flat.shape[0], dist.get_rank()
+        pick = torch.randint(0, rows * dist.get_world_size(), (n_dead,), device=flat.device)
+        dist.broadcast(pick, 0)
+        mine = pick // rows == rank
+        chosen = torch.zeros(n_dead, flat.shape[1], dtype=flat.dtype, device=flat.device)
+        chosen[mine] = flat[pick[mine] - rank * rows]
+        dist.all_reduce(chosen)  # one non-zero contribution per row: exact
+        return chosen
 
     def perplexity(self) -> float:
         """exp(entropy) of the running code usage: how many entries are in use."""
