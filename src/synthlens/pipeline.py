@@ -409,7 +409,7 @@ class Pipeline:
             settings["protocols"] = list(self.config["utility"]["protocols"])
         # Utility classifiers train on what the generators saw: train minus the holdout.
         fit_real = RealData(real.name, splits.fit_train, real.val, real.test,
-                            source=real.source)
+                            source=real.source, task=real.task)
         evaluator = UtilityEvaluator(fit_real, config=UtilityConfig.from_dict(settings),
                                      cross_task_data=self.inputs.cross_task,
                                      device=self.device, seed=self.seed,
