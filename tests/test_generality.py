@@ -142,18 +142,18 @@ def test_phantom_classes_are_learnable_and_grades_ordered() -> None:
 
     def fit(data: Any) -> np.ndarray:
         flat = data.train.images.reshape(len(data.train), -1) / 255.0
-        model = LogisticRegression(C=0.1, max_iter=500).fit(flat, data.train.labels)
+        model = LogisticRegression(C=0.1, max_iter=300).fit(flat, data.train.labels)
         return model.predict(data.test.images.reshape(len(data.test), -1) / 255.0)
 
     # raw-pixel logistic regression, the weakest of learners: the class shows
-    nominal = make_phantoms(28, 3, 6, 60, seed=0)
+    nominal = make_phantoms(20, 3, 6, 40, seed=0)
     assert (fit(nominal) == nominal.test.labels).mean() > 0.9
-    graded = make_phantoms(28, 1, 5, 80, ordinal=True, seed=0)
+    graded = make_phantoms(20, 1, 5, 60, ordinal=True, seed=0)
     predicted = fit(graded)
-    assert 0.6 < (predicted == graded.test.labels).mean() < 0.95  # neighbours overlap ...
-    assert cohen_kappa_score(graded.test.labels, predicted, weights="quadratic") > 0.85
+    assert 0.5 < (predicted == graded.test.labels).mean() < 0.95  # neighbours overlap ...
+    assert cohen_kappa_score(graded.test.labels, predicted, weights="quadratic") > 0.8
     wrong = predicted != graded.test.labels  # ... so mistakes go to a neighbouring grade
-    assert np.mean(np.abs(predicted - graded.test.labels)[wrong] == 1) > 0.8
+    assert np.mean(np.abs(predicted - graded.test.labels)[wrong] == 1) > 0.7
 
 
 def test_declared_task_round_trips_and_medmnist_names_declare_it(tmp_path: Path) -> None:
@@ -233,8 +233,11 @@ def test_imbalanced_six_classes_one_class_and_all_but_one_sets(
     for s in ("one", "allbutone"):
         assert isinstance(results["sets"][s]["metrics"]["utility.augment.auroc"]["value"],
                           float)
+    warning = results["sets"]["one"]["metrics"]["utility.augment.auroc"]["details"]["warning"]
+    assert "no images of 5 of 6 classes" in warning
     text = check_report(out, results)
     assert "no synthetic images of this class" in text
+    assert "Read with care" in text and "no images of 5 of 6 classes" in text
 
 
 def test_binary_128px_one_class_set_in_the_pixels_space(

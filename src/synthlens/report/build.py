@@ -372,6 +372,12 @@ class _Report:
                      "the protocol's paired test against the real-only classifier.</p>")
             html += _metric_table(r, ms, rows, self.candidates, show_floor=True,
                                   baseline=self.baseline, show_p=True)
+            warned = {s: str(w) for s in rows for m in ms
+                      if (w := ((table.metric_entry(r, s, m) or {}).get("details") or {})
+                          .get("warning"))}
+            if warned:
+                html += "<p class=note>Read with care:</p><ul class=\"skipped\">" + "".join(
+                    f"<li>{escape(s)}: {escape(w)}</li>" for s, w in warned.items()) + "</ul>"
         if not metrics:
             html += _absent("results.json holds no metrics.")
         skipped = [(s, m, _skipped_reason(table.metric_entry(r, s, m))) for s in rows

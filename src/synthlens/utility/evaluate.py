@@ -474,8 +474,11 @@ class UtilityEvaluator:
             results.update(self._gain_results(protocol, runs[arm], summary, base))
             if missing:
                 for result in results.values():
-                    result.details["warning"] = (f"synthetic set has no images of class(es) "
-                                                 f"{missing}")
+                    result.details["warning"] = (
+                        f"the synthetic set has no images of {len(missing)} of "
+                        f"{len(self.real.class_names)} classes ({', '.join(missing)})"
+                        + (": a classifier trained on it alone never sees them"
+                           if arm == "synthetic_only" else ""))
             wanted = round(self.config.augment_ratio * len(self.real.train))
             if len(synthetic) < wanted:
                 for result in results.values():
