@@ -255,3 +255,15 @@ def test_wide_rows_stay_exact(d):
     dc = exact_sq(y, x)
     np.testing.assert_allclose(cross.neighbours.scores, np.sort(dc, 1)[:, :3], rtol=1e-12)
     np.testing.assert_allclose(cross.reference_nearest.scores[:, 0], dc.min(0), rtol=1e-12)
+
+
+def test_a_collapsed_set_crowding_every_column_falls_back_to_exact_rows():
+    # 40 near-copies of one image in a wide space (the pixels space of a collapsed generator):
+    # every real column has more tied candidates than the tile keeps, so all fall back
+    rng = np.random.default_rng(5)
+    x = rng.uniform(0, 1, (30, 2000))
+    y = rng.uniform(0, 1, 2000) + 1e-4 * rng.standard_normal((40, 2000))
+    sweep = NeighbourEngine().sweep(y, x, k=1, reference_nearest=True)
+    d = exact_sq(y, x)
+    np.testing.assert_allclose(sweep.reference_nearest.scores[:, 0], d.min(0), rtol=1e-12)
+    assert sweep.stats["fallback_rows"] == 30

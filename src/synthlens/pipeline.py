@@ -731,7 +731,8 @@ def utility_evaluator(inputs: Inputs, fit_train: ImageSet, *,
     settings = dict(config["budget_settings"].get("utility", {}))
     if config["utility"]["protocols"] is not None:
         settings["protocols"] = list(config["utility"]["protocols"])
-    fit_real = RealData(real.name, fit_train, real.val, real.test, source=real.source)
+    fit_real = RealData(real.name, fit_train, real.val, real.test, source=real.source,
+                        task=real.task)
     return UtilityEvaluator(fit_real, config=UtilityConfig.from_dict(settings),
                             cross_task_data=inputs.cross_task, device=device,
                             seed=int(config["seed"]), progress=progress, cache_dir=cache_dir)

@@ -1,11 +1,12 @@
-"""Real and synthetic image data: loaders, validation, the demo phantoms and the holdout.
+"""Real and synthetic image data: loaders, validation, the demo phantoms, procedural test
+datasets (:func:`make_phantoms`) and the holdout.
 
 Every loader returns validated ``uint8`` images and ``int64`` labels
 (:class:`ImageSet`, :class:`RealData`) or raises :class:`synthlens.errors.InputError` naming
 the file, the key and the problem.
 """
 
-from synthlens.data.dataset import SPLITS, ImageSet, RealData
+from synthlens.data.dataset import DATA_TASKS, SPLITS, ImageSet, RealData
 from synthlens.data.demo import DEMO_VERSION, make_demo
 from synthlens.data.folder import load_folder
 from synthlens.data.load import load_dataset
@@ -19,6 +20,7 @@ from synthlens.data.npz import (
     save_imageset,
     save_real_data,
 )
+from synthlens.data.phantoms import make_phantoms
 from synthlens.data.splits import (
     HOLDOUT_FRACTION,
     holdout_indices,
@@ -30,6 +32,7 @@ from synthlens.data.synthetic import ACCEPTED_ARRAYS, as_named_arrays, load_synt
 
 __all__ = [
     "ACCEPTED_ARRAYS",
+    "DATA_TASKS",
     "DEMO_VERSION",
     "HOLDOUT_FRACTION",
     "MEDMNIST",
@@ -49,6 +52,7 @@ __all__ = [
     "load_npz",
     "load_synthetic",
     "make_demo",
+    "make_phantoms",
     "medmnist_path",
     "reserve_holdout",
     "save_imageset",

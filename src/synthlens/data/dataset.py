@@ -19,6 +19,9 @@ from synthlens.errors import InputError
 from synthlens.hashing import array_sha256, digests_sha256
 
 SPLITS = ("train", "val", "test")
+#: Task types a dataset may declare (:attr:`RealData.task`); the utility stage's ``task:
+#: auto`` follows the declaration (an ordinal dataset is scored with quadratic-weighted kappa).
+DATA_TASKS = ("binary", "multiclass", "ordinal")
 
 
 def validate_images(images: np.ndarray, source: str) -> np.ndarray:
@@ -178,7 +181,8 @@ class RealData:
 
     ``train`` is what generators may see (after :func:`synthlens.data.splits.reserve_holdout`
     takes its share); ``val`` selects utility models; ``test`` scores them and nothing
-    trains on it.
+    trains on it. ``task`` is the task type the data declare (one of :data:`DATA_TASKS`,
+    e.g. ``"ordinal"`` for graded classes), or None when they declare none.
     """
 
     name: str
@@ -186,8 +190,14 @@ class RealData:
     val: ImageSet
     test: ImageSet
     source: str = "<memory>"
+    task: str | None = None
 
     def __post_init__(self) -> None:
+        if self.task is not None and self.task not in DATA_TASKS:
+            raise InputError(self.source, f"unknown task {self.task!r}; accepted: "
+                                          f"{', '.join(DATA_TASKS)}")
+        if self.task == "binary" and self.train.n_classes != 2:
+            raise InputError(self.source, f"task 'binary' but {self.train.n_classes} classes")
         shapes = {s.split: s.image_shape for s in self.splits()}
         if len(set(shapes.values())) > 1:
             raise InputError(self.source, f"splits have different image shapes {shapes}")
@@ -219,6 +229,7 @@ class RealData:
             "source": self.source,
             "image_shape": list(self.image_shape),
             "class_names": list(self.class_names),
+            "task": self.task,
             "counts": {s.split: s.class_counts().tolist() for s in self.splits()},
             "sha256": self.hashes(),
         }

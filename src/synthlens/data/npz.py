@@ -19,7 +19,14 @@ from typing import Any
 
 import numpy as np
 
-from synthlens.data.dataset import SPLITS, ImageSet, RealData, validate_images, validate_labels
+from synthlens.data.dataset import (
+    DATA_TASKS,
+    SPLITS,
+    ImageSet,
+    RealData,
+    validate_images,
+    validate_labels,
+)
 from synthlens.data.medmnist_info import medmnist_info_for_file
 from synthlens.errors import InputError
 from synthlens.io import write_npz
@@ -242,6 +249,9 @@ def load_npz(path: PathLike, *, name: str | None = None) -> RealData:
     Class names come from a ``class_names`` key (a string array) when the file has one, else
     from the MedMNIST table when the file carries an official MedMNIST name (for example
     ``pneumoniamnist.npz`` or ``pneumoniamnist_64.npz``), else they are ``"0"``, ``"1"``, ...
+    The task type (:attr:`RealData.task`) comes likewise from a ``task`` key (a string:
+    ``binary``, ``multiclass`` or ``ordinal``), else from the MedMNIST table
+    (``retinamnist`` is ordinal), else none is declared.
 
     Raises
     ------
@@ -259,7 +269,7 @@ def load_npz(path: PathLike, *, name: str | None = None) -> RealData:
 def load_arrays(arrays: Mapping[str, Any], *, name: str = "arrays",
                 label: str = "real") -> RealData:
     """A dataset given in memory in the layout of :func:`load_npz` (``train_images``,
-    ``train_labels``, ``val_*``, ``test_*``, optionally ``class_names``; e.g.
+    ``train_labels``, ``val_*``, ``test_*``, optionally ``class_names`` and ``task``; e.g.
     ``dict(np.load(path))``), checked exactly as that file would be; images may also be
     float in [0, 1] (:class:`ArrayReader`). ``label`` names the arrays in messages."""
     return read_real_data(ArrayReader(arrays, label), name, None)
@@ -284,13 +294,43 @@ def read_real_data(reader: NamedArrays, name: str, info: Any = None) -> RealData
                  {split: reader.source(f"{split}_labels") for split in SPLITS})
     sets = {split: ImageSet(images, labels, class_names, split=split, source=reader.label)
             for split, (images, labels) in splits.items()}
-    return RealData(name, sets["train"], sets["val"], sets["test"], source=reader.label)
+    task = read_task(reader) if "task" in reader else medmnist_task(info)
+    if task == "binary" and len(class_names) != 2:
+        raise InputError(reader.source("task"), f"is 'binary' but the data have "
+                                                f"{len(class_names)} classes")
+    return RealData(name, sets["train"], sets["val"], sets["test"], source=reader.label,
+                    task=task)
+
+
+def read_task(reader: NamedArrays) -> str:
+    """The ``task`` key: one string of :data:`DATA_TASKS`."""
+    value = reader.array("task")
+    if value.dtype.kind not in "US" or value.ndim != 0:
+        raise InputError(reader.source("task"), f"expected one string (np.array('ordinal')), "
+                                                f"got dtype {value.dtype}, shape {value.shape}")
+    task = str(value.item().decode() if isinstance(value.item(), bytes) else value.item())
+    if task not in DATA_TASKS:
+        raise InputError(reader.source("task"), f"unknown task {task!r}; accepted: "
+                                                f"{', '.join(DATA_TASKS)}")
+    return task
+
+
+def medmnist_task(info: Any) -> str | None:
+    """The task a MedMNIST table entry declares (``ordinal-regression`` is ``ordinal``)."""
+    if info is None:
+        return None
+    if info.task == "ordinal-regression":
+        return "ordinal"
+    return {"binary-class": "binary", "multi-class": "multiclass"}.get(info.task)
 
 
 def save_real_data(path: PathLike, data: RealData) -> None:
     """Write a :class:`RealData` atomically in the layout :func:`load_npz` reads (with its
-    ``class_names``), so that a dataset given in memory can be read again from a file."""
+    ``class_names`` and declared ``task``), so that a dataset given in memory can be read
+    again from a file."""
     arrays: dict[str, np.ndarray] = {"class_names": np.array(data.class_names, dtype=str)}
+    if data.task is not None:
+        arrays["task"] = np.array(data.task)
     for key, split in zip(SPLITS, data.splits(), strict=True):
         arrays[f"{key}_images"] = split.images
         arrays[f"{key}_labels"] = split.labels

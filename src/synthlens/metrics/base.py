@@ -15,15 +15,33 @@ from typing import Any, Literal
 
 Direction = Literal["higher", "lower"]
 
+#: The ``details`` key naming, for every class whose per-class value is null, why.
+PER_CLASS_SKIPPED = "per_class_skipped"
+#: The reason given where a producer left a per-class value undefined without saying why.
+UNDEFINED_FOR_CLASS = "undefined for this class (no finite value on its images)"
+
+
+class PerClass(dict[str, float]):
+    """Per-class values (``{class name: value}``, NaN where a class has none) with
+    ``reasons``: ``{class name: why its value is NaN}``. :class:`MetricResult` moves the
+    reasons into ``details["per_class_skipped"]``."""
+
+    def __init__(self, values: Any = (), reasons: dict[str, str] | None = None) -> None:
+        super().__init__(values)
+        self.reasons: dict[str, str] = dict(reasons or {})
+
 
 @dataclass
 class MetricResult:
     """One score of one set.
 
     ``ci`` is a (low, high) confidence interval or ``None`` where none makes sense;
-    ``per_class`` maps class names to values; ``feature_space`` names the extractor
-    (id, weights SHA-256, preprocessing) the value was computed in; ``details`` holds
-    anything else worth keeping (sample sizes, std, warnings).
+    ``per_class`` maps class names to values (NaN where a class has none; ``None`` is
+    read as NaN); ``feature_space`` names the extractor (id, weights SHA-256,
+    preprocessing) the value was computed in; ``details`` holds anything else worth
+    keeping (sample sizes, std, warnings). Every NaN per-class value has its reason in
+    ``details["per_class_skipped"]`` (from a :class:`PerClass`'s ``reasons``, else
+    :data:`UNDEFINED_FOR_CLASS`).
     """
 
     name: str
@@ -41,6 +59,15 @@ class MetricResult:
         self.value = float(self.value)
         if self.ci is not None:
             self.ci = (float(self.ci[0]), float(self.ci[1]))
+        if self.per_class is not None:
+            given = {**(self.details.get(PER_CLASS_SKIPPED) or {}),
+                     **getattr(self.per_class, "reasons", {})}
+            values = {str(k): _none_to_nan(v) for k, v in self.per_class.items()}
+            skipped = {k: str(given.get(k, UNDEFINED_FOR_CLASS))
+                       for k, v in values.items() if not math.isfinite(v)}
+            self.per_class = values
+            details = {k: v for k, v in self.details.items() if k != PER_CLASS_SKIPPED}
+            self.details = {**details, PER_CLASS_SKIPPED: skipped} if skipped else details
 
     def to_json(self) -> dict[str, Any]:
         """The ``results.json`` entry; NaN and infinity become ``null`` (JSON has neither)."""

@@ -28,7 +28,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from synthlens.metrics.base import Direction, MetricResult
+from synthlens.metrics.base import UNDEFINED_FOR_CLASS, Direction, MetricResult, PerClass
 from synthlens.metrics.moments import Gaussian
 from synthlens.metrics.reference import RealReference, SetNeighbourhoods
 from synthlens.stats import percentile_ci
@@ -239,22 +239,25 @@ class SetMetric(Metric, ABC):
     # -- the one per-class loop -----------------------------------------------------------------
 
     def per_class(self, ctx: EvaluationContext, value_of: Callable[[int, np.ndarray], float],
-                  *, over: PerClassOver = "synthetic", min_n: int = 1, min_real: int = 0
-                  ) -> dict[str, float] | None:
-        """``{class name: value_of(label, mask)}``, NaN where a class is too small.
+                  *, over: PerClassOver = "synthetic", min_n: int = 1, min_real: int = 0,
+                  undefined: str = UNDEFINED_FOR_CLASS) -> PerClass | None:
+        """``{class name: value_of(label, mask)}`` over every class, NaN (with the reason in
+        the result's ``details["per_class_skipped"]``) where a class is absent or too small.
 
         ``over="synthetic"``: the labels of the synthetic set; ``mask`` selects that class's
         synthetic samples, at least ``min_n`` of them. ``over="real"``: the real training
         classes (both sets labelled); ``mask`` as before, and the real class needs at least
         ``min_real`` samples. ``over="holdout"``: the real training classes (real and
         held-out sets labelled); ``mask`` selects that class's held-out samples (at least
-        ``min_n``), the real class needs ``min_real``. None without the labels.
+        ``min_n``), the real class needs ``min_real``. Every class of the data is listed
+        (those of the real reference, else of ``class_names``), so a class the synthetic set
+        lacks is NaN, not left out. ``undefined`` is the reason given where ``value_of``
+        itself returns NaN. None without the labels.
         """
         ref = ctx.reference
         if over == "synthetic":
             if ctx.labels is None:
                 return None
-            classes = [int(c) for c in np.unique(ctx.labels)]
             of = ctx.labels
         else:
             if ref is None or ref.labels_ is None:
@@ -262,13 +265,33 @@ class SetMetric(Metric, ABC):
             of = ctx.labels if over == "real" else ref.holdout_labels_
             if of is None:
                 return None
-            classes = list(ref.class_indices_)
-        out: dict[str, float] = {}
+        classes = classes_of(ctx, of) if over == "synthetic" else list(ref.class_indices_)
+        unit = "held-out real" if over == "holdout" else "synthetic"
+        out = PerClass()
         for label in classes:
+            name = ctx.class_name(label)
             mask = of == label
-            enough = mask.sum() >= min_n and (
-                over == "synthetic" or ref.class_indices_[label].size >= min_real)
-            out[ctx.class_name(label)] = float(value_of(label, mask)) if enough else math.nan
+            count = int(mask.sum())
+            n_real = None if over == "synthetic" or ref is None else \
+                ref.class_indices_.get(label, np.empty(0)).size
+            if count == 0:
+                reason = f"no {unit} images of this class"
+            elif count < min_n:
+                reason = (f"{count} {unit} image{'s' if count > 1 else ''} of this class, "
+                          f"below the minimum of {min_n}")
+            elif n_real is not None and n_real < min_real:
+                reason = (f"{n_real} real training image{'s' if n_real != 1 else ''} of this "
+                          f"class, below the minimum of {min_real}")
+            else:
+                reason = None
+            if reason is not None:
+                out[name] = math.nan
+                out.reasons[name] = reason
+                continue
+            value = float(value_of(label, mask))
+            out[name] = value
+            if not math.isfinite(value):
+                out.reasons[name] = undefined
         return out
 
     def by_label(self, ctx: EvaluationContext, values: np.ndarray) -> dict[str, float] | None:
@@ -283,12 +306,29 @@ class SetMetric(Metric, ABC):
         if not ctx.per_class:
             return None
         nb = ctx.neighbourhoods
+        k = ctx.reference.k if ctx.reference is not None else 0
 
         def value(label: int, _mask: np.ndarray) -> float:
             sub = nb.per_class.get(label)
             return math.nan if sub is None else value_of(label, sub)
 
-        return self.per_class(ctx, value, over="real", min_n=self.min_n)
+        return self.per_class(ctx, value, over="real", min_n=self.min_n,
+                              undefined=f"too few images of this class for its k-NN "
+                                        f"neighbourhoods (needs more than k = {k} real and "
+                                        "synthetic)")
+
+
+def classes_of(ctx: EvaluationContext, labels: np.ndarray) -> list[int]:
+    """Every class of the data: the real reference's, else ``class_names``', else those in
+    ``labels``."""
+    ref = ctx.reference
+    if ref is not None and getattr(ref, "class_indices_", None):
+        known = set(ref.class_indices_)
+    elif ctx.class_names is not None:
+        known = set(range(len(ctx.class_names)))
+    else:
+        known = set()
+    return sorted(known | {int(c) for c in np.unique(labels)})
 
 
 def _and(words: list[str]) -> str:

@@ -941,10 +941,11 @@ class _SweepRun:
             keep = (approx <= ref_best[ru] + 2 * self.tol_r[ru]) & ~ref_fallback[ru]
             qu, ru = qu[keep], ru[keep]
             exact = approx[keep] if self.space.exact_tiles else self.exact_unique(qu, ru)
-            # Nearest first, ties to the lowest query index.
+            # Nearest first, ties to the lowest query index. Every candidate may have been
+            # dropped (all columns crowded by ties, e.g. a collapsed set): none is first.
             order = np.lexsort((qu, exact, ru))
             qu, ru, exact = qu[order], ru[order], exact[order]
-            first = np.r_[True, ru[1:] != ru[:-1]]
+            first = np.r_[ru.size > 0, ru[1:] != ru[:-1]][:ru.size]
             best[ru[first]] = exact[first]
             arg[ru[first]] = qu[first]
         for col in np.flatnonzero(ref_fallback):

@@ -20,11 +20,12 @@ MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 
 
 def _gaussian_window(size: int, sigma: float, channels: int, dtype: torch.dtype) -> torch.Tensor:
+    """The 1-D Gaussian taps, shaped ``(channels, 1, 1, size)``: the 2-D window is their outer
+    product, applied as a row pass then a column pass (11 + 11 taps per pixel, not 121)."""
     coords = torch.arange(size, dtype=dtype) - (size - 1) / 2
     g = torch.exp(-(coords**2) / (2 * sigma**2))
     g = g / g.sum()
-    window = torch.outer(g, g)
-    return window.expand(channels, 1, size, size).contiguous()
+    return g.expand(channels, 1, 1, size).contiguous()
 
 
 def _ssim_and_cs(x: torch.Tensor, y: torch.Tensor, window: torch.Tensor, c1: float,
@@ -34,7 +35,9 @@ def _ssim_and_cs(x: torch.Tensor, y: torch.Tensor, window: torch.Tensor, c1: flo
     x = F.pad(x, (pad, pad, pad, pad), mode="reflect")
     y = F.pad(y, (pad, pad, pad, pad), mode="reflect")
     stack = torch.cat([x, y, x * x, y * y, x * y])
-    mu_x, mu_y, xx, yy, xy = F.conv2d(stack, window, groups=channels).split(x.shape[0])
+    rows = F.conv2d(stack, window, groups=channels)
+    mu_x, mu_y, xx, yy, xy = F.conv2d(rows, window.transpose(2, 3),
+                                      groups=channels).split(x.shape[0])
     var_x = (xx - mu_x**2).clamp(min=0)
     var_y = (yy - mu_y**2).clamp(min=0)
     cov = xy - mu_x * mu_y

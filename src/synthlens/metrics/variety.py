@@ -19,8 +19,8 @@ import numpy as np
 from PIL import Image
 
 from synthlens.io import write_bytes
-from synthlens.metrics.base import MetricResult
-from synthlens.metrics.context import EvaluationContext, Metric, SetMetric
+from synthlens.metrics.base import PER_CLASS_SKIPPED, MetricResult, PerClass
+from synthlens.metrics.context import EvaluationContext, Metric, SetMetric, classes_of
 from synthlens.metrics.fidelity import (
     ALPHAS,
     center_distances,
@@ -318,11 +318,18 @@ class Variety(Metric):
             val = math.nan if undefined or not math.isfinite(s) else 1 - (s - lo) / (hi - lo)
             per_class = None
             if isinstance(v, MetricResult) and v.per_class:
-                per_class = {}
+                per_class = PerClass()
                 for c, sc in v.per_class.items():
                     clo, chi = class_range[c]
-                    per_class[c] = (1 - (sc - clo) / (chi - clo)
-                                    if math.isfinite(sc) and chi > clo else math.nan)
+                    ok = math.isfinite(sc) and chi > clo
+                    per_class[c] = 1 - (sc - clo) / (chi - clo) if ok else math.nan
+                    if not math.isfinite(sc):
+                        per_class.reasons[c] = ("no mean-image size of this class in this set ("
+                                                + v.details.get(PER_CLASS_SKIPPED, {}).get(
+                                                    c, "not computed") + ")")
+                    elif not ok:
+                        per_class.reasons[c] = ("needs at least two sets with different "
+                                                "mean-image sizes of this class")
             out[name] = MetricResult(self.name, val, self.direction, per_class=per_class,
                                      details={"mean_image_kb": s, "min_kb": lo, "max_kb": hi,
                                               "n_sets": len(finite)})
@@ -361,11 +368,14 @@ class MSSSIMDiversity(SetMetric):
         n_pairs = self.pairs
         rng = ctx.rng(self.name)
         labels = ctx.labels if ctx.labels is not None else np.zeros(ctx.n, dtype=np.int64)
-        values, per_class = [], {}
-        for c in np.unique(labels):
+        values, per_class = [], PerClass()
+        for c in (classes_of(ctx, labels) if ctx.labels is not None else [0]):
             idx = np.flatnonzero(labels == c)
             if idx.size < 2:
                 per_class[ctx.class_name(int(c))] = math.nan
+                per_class.reasons[ctx.class_name(int(c))] = (
+                    "no synthetic images of this class" if idx.size == 0 else
+                    "1 synthetic image of this class; an image pair needs 2")
                 continue
             a = rng.integers(0, idx.size, n_pairs)
             b = (a + rng.integers(1, idx.size, n_pairs)) % idx.size  # distinct from a

@@ -44,6 +44,7 @@ from synthlens.audit import CATEGORIES as AUDIT_CATEGORIES
 from synthlens.audit import category_shares
 from synthlens.errors import InputError
 from synthlens.io import write_bytes, write_text
+from synthlens.metrics.base import PER_CLASS_SKIPPED
 from synthlens.report import figures as F
 from synthlens.report.runfiles import RunFiles
 
@@ -181,7 +182,9 @@ def _metric_table(results: dict[str, Any], metrics: list[str], rows: list[str],
         for m in metrics:
             v = table.value(results, s, m)
             if not math.isfinite(v):
-                cells.append('<td class="na">–</td>')
+                why = _skipped_reason(table.metric_entry(results, s, m))
+                title = f' title="{escape(why)}"' if why else ""
+                cells.append(f'<td class="na"{title}>–</td>')
                 continue
             klass = []
             if best.get(m) == s:
@@ -210,7 +213,9 @@ def _metric_table(results: dict[str, Any], metrics: list[str], rows: list[str],
         for m in metrics:
             fl = table.floor(results, m)
             if not fl or fl.get("value") is None:
-                cells.append('<td class="na">–</td>')
+                why = _skipped_reason(fl)
+                title = f' title="{escape(why)}"' if why else ""
+                cells.append(f'<td class="na"{title}>–</td>')
                 continue
             ci = fl.get("ci")
             extra = (f'<span class="ci">[{fmt(ci[0])}, {fmt(ci[1])}]</span>'
@@ -221,8 +226,43 @@ def _metric_table(results: dict[str, Any], metrics: list[str], rows: list[str],
 
 
 def _kv(items: list[tuple[str, Any]]) -> str:
-    rows = "".join(f"<dt>{escape(str(k))}</dt><dd>{escape(str(v))}</dd>" for k, v in items)
+    rows = "".join(f"<dt>{escape(str(k))}</dt><dd>{escape('–' if v is None else str(v))}</dd>"
+                   for k, v in items)
     return f'<dl class="kv">{rows}</dl>'
+
+
+def _skipped_reason(entry: dict[str, Any] | None) -> str:
+    """Why a metric has no value (``details.skipped``), or ``""``."""
+    return str(((entry or {}).get("details") or {}).get("skipped") or "")
+
+
+def _per_class_missing(rows: list[tuple[str, str, str, str]]) -> str:
+    """(set, class, metric, reason) of the null per-class values, grouped by set and
+    reason: which classes, in which metrics."""
+    if not rows:
+        return ""
+    groups: dict[tuple[str, str], tuple[dict[str, None], dict[str, None]]] = {}
+    for set_name, cls, metric, reason in rows:
+        classes, metrics = groups.setdefault((set_name, reason), ({}, {}))
+        classes[cls] = None
+        metrics[metric_label(metric)] = None
+    items = "".join(f"<li>{escape(set_name)}, {escape(', '.join(classes))}: {escape(reason)} "
+                    f"({escape(', '.join(metrics))})</li>"
+                    for (set_name, reason), (classes, metrics) in groups.items())
+    return ("<p class=note>Per-class values not computed (no bar in the chart, – in the "
+            f'table):</p><ul class="skipped">{items}</ul>')
+
+
+def _not_computed(rows: list[tuple[str, str, str]], what: str) -> str:
+    """A list of (set, metric, reason) that have no value, grouped by reason."""
+    if not rows:
+        return ""
+    by_reason: dict[str, list[str]] = {}
+    for set_name, metric, reason in rows:
+        by_reason.setdefault(reason, []).append(f"{metric_label(metric)} of {set_name}")
+    items = "".join(f"<li>{escape(', '.join(dict.fromkeys(where)))}: {escape(reason)}</li>"
+                    for reason, where in by_reason.items())
+    return f'<p class=note>{escape(what)} (shown as –):</p><ul class="skipped">{items}</ul>'
 
 
 def _flatten(obj: Any, prefix: str = "", limit: int = 120) -> list[tuple[str, Any]]:
@@ -332,8 +372,22 @@ class _Report:
                      "the protocol's paired test against the real-only classifier.</p>")
             html += _metric_table(r, ms, rows, self.candidates, show_floor=True,
                                   baseline=self.baseline, show_p=True)
+            warned = {s: str(w) for s in rows for m in ms
+                      if (w := ((table.metric_entry(r, s, m) or {}).get("details") or {})
+                          .get("warning"))}
+            if warned:
+                html += "<p class=note>Read with care:</p><ul class=\"skipped\">" + "".join(
+                    f"<li>{escape(s)}: {escape(w)}</li>" for s, w in warned.items()) + "</ul>"
         if not metrics:
             html += _absent("results.json holds no metrics.")
+        skipped = [(s, m, _skipped_reason(table.metric_entry(r, s, m))) for s in rows
+                   for m in metrics if (table.metric_entry(r, s, m) or {}).get("value") is None
+                   and table.metric_entry(r, s, m) is not None]
+        skipped += [("the real-vs-real floor", m, _skipped_reason(table.floor(r, m)))
+                    for m in metrics if table.floor(r, m)
+                    and table.floor(r, m).get("value") is None]  # type: ignore[union-attr]
+        html += _not_computed([(s, m, why or "undefined on this set (no finite value)")
+                               for s, m, why in skipped], "Not computed")
         return html
 
     def samples(self) -> str:
@@ -545,7 +599,33 @@ class _Report:
                                             for c in ((table.metric_entry(r, s, m) or {})
                                                       .get("per_class") or {})})
         fig = F.per_class(r, metrics, self.shown, names, self.colours)
-        return self.figs.add("per_class", fig, "per-class metrics")
+        html = self.figs.add("per_class", fig, "per-class metrics")
+        head = "<tr><th>metric</th><th>set</th>" + "".join(
+            f"<th>{escape(c)}</th>" for c in names) + "</tr>"
+        body: list[str] = []
+        missing: list[tuple[str, str, str, str]] = []
+        for m in metrics:
+            for s in self.shown:
+                entry = table.metric_entry(r, s, m) or {}
+                pc = entry.get("per_class")
+                if not pc:
+                    continue
+                reasons = (entry.get("details") or {}).get(PER_CLASS_SKIPPED) or {}
+                cells = []
+                for c in names:
+                    v = pc.get(c)
+                    if v is None:
+                        why = reasons.get(c) or ("not computed" if c in pc
+                                                 else "no value for this class")
+                        cells.append(f'<td class="na" title="{escape(why)}">–</td>')
+                        missing.append((s, c, m, why))
+                    else:
+                        cells.append(f"<td>{_cell_value(float(v))}</td>")
+                body.append(f"<tr><td>{escape(metric_label(m))}</td><td>{escape(s)}</td>"
+                            + "".join(cells) + "</tr>")
+        html += ("<details><summary>Per-class values (table)</summary>"
+                 f'<div class="tablewrap"><table>{head}{"".join(body)}</table></div></details>')
+        return html + _per_class_missing(missing)
 
     def curves(self) -> str:
         curves = {title: panel for s in self.shown for title, panel in self.run.curves(s).items()}

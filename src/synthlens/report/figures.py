@@ -443,9 +443,14 @@ def per_class(results: dict[str, Any], metrics: list[str], set_names: list[str],
             for k, s in enumerate(present):
                 pc = table.metric_entry(results, s, m)["per_class"]  # type: ignore[index]
                 vals = [np.nan if pc.get(c) is None else pc[c] for c in class_names]
-                ax.bar(np.arange(len(class_names)) + k * width - 0.4 + width / 2, vals,
-                       width=width, color=colours[s], label=s)
+                xs = np.arange(len(class_names)) + k * width - 0.4 + width / 2
+                ax.bar(xs, vals, width=width, color=colours[s], label=s)
+                for x, v in zip(xs, vals, strict=True):  # no value: a dash on the axis
+                    if not np.isfinite(v):
+                        ax.text(x, 0, "–", ha="center", va="bottom", color=colours[s],
+                                fontsize=9, fontweight="bold")
             ax.set_xticks(range(len(class_names)), class_names, fontsize=8)
+            ax.set_xlim(-0.5, len(class_names) - 0.5)  # every class, with or without bars
             ax.set_title(f"{metric_label(m)} {arrow(results, m)}")
             ax.grid(axis="y", color="#f0f0f0")
         for ax in list(axes.flat)[len(metrics):]:

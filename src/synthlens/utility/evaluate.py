@@ -152,7 +152,7 @@ class UtilityEvaluator:
         self.progress = progress
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
         self.protocols = config.resolve_protocols(cross_task_data is not None)
-        self.task: TaskType = config.resolve_task(real.train.n_classes)
+        self.task: TaskType = config.resolve_task(real.train.n_classes, declared=real.task)
         self.train_config = config.train_config(len(real.train))
         self._cross_images: tuple[np.ndarray, np.ndarray] | None = None
         self.cross_task: TaskType | None = None
@@ -162,7 +162,8 @@ class UtilityEvaluator:
                                 f"{type(cross_task_data).__name__}")
             self._cross_images = (match_images(cross_task_data.train.images, real.image_shape),
                                   match_images(cross_task_data.test.images, real.image_shape))
-            self.cross_task = "binary" if cross_task_data.train.n_classes == 2 else "multiclass"
+            self.cross_task = UtilityConfig(task="auto").resolve_task(
+                cross_task_data.train.n_classes, declared=cross_task_data.task)
         self._baseline_runs: dict[tuple[str, int], ArmRun] = {}
         self._weights: dict[str, np.ndarray] = {}
         #: Wall-clock and CPU (all threads) seconds spent training and predicting, per
@@ -407,7 +408,7 @@ class UtilityEvaluator:
         """What the real-only arms depend on: data hashes and every setting."""
         return {"version": CACHE_VERSION, "real": self.real.hashes(),
                 "config": self.config.to_dict(), "protocols": list(self.protocols),
-                "train_config": self.train_config.to_dict(),
+                "task": self.task, "train_config": self.train_config.to_dict(),
                 "cross": None if self._cross_images is None
                 else self.cross_task_data.hashes()}  # type: ignore[union-attr]
 
@@ -473,8 +474,11 @@ class UtilityEvaluator:
             results.update(self._gain_results(protocol, runs[arm], summary, base))
             if missing:
                 for result in results.values():
-                    result.details["warning"] = (f"synthetic set has no images of class(es) "
-                                                 f"{missing}")
+                    result.details["warning"] = (
+                        f"the synthetic set has no images of {len(missing)} of "
+                        f"{len(self.real.class_names)} classes ({', '.join(missing)})"
+                        + (": a classifier trained on it alone never sees them"
+                           if arm == "synthetic_only" else ""))
             wanted = round(self.config.augment_ratio * len(self.real.train))
             if len(synthetic) < wanted:
                 for result in results.values():

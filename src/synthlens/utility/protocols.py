@@ -97,7 +97,9 @@ class UtilityConfig:
         Share of the real training split kept by ``low_data`` (stratified, at least
         ``min(2, class size)`` per class).
     task:
-        ``auto`` (binary for two classes, else multi-class), ``binary``, ``multiclass``,
+        ``auto`` (the task the dataset declares, :attr:`~synthlens.data.RealData.task`, such
+        as ``ordinal`` for RetinaMNIST; else binary for two classes, multi-class for more),
+        ``binary``, ``multiclass``,
         ``ordinal`` (adds quadratic-weighted kappa) or ``multilabel`` (not supported: an
         error that says so).
     cross_task_model:
@@ -202,8 +204,9 @@ class UtilityConfig:
             protocols = (*protocols, "cross_task")
         return tuple(protocols)
 
-    def resolve_task(self, n_classes: int) -> TaskType:
-        """The task type for data with ``n_classes`` classes."""
+    def resolve_task(self, n_classes: int, declared: str | None = None) -> TaskType:
+        """The task type for data with ``n_classes`` classes; ``auto`` follows the task the
+        data declare (``declared``), if any."""
         if self.task == "multilabel":
             raise InputError(_SOURCE, "task 'multilabel': multi-label data (ChestMNIST-style) "
                                       "is not supported by the utility protocols: synthlens "
@@ -214,6 +217,8 @@ class UtilityConfig:
             raise InputError(_SOURCE, f"task 'binary' but the data have {n_classes} classes")
         if self.task == "ordinal":
             return "ordinal"
+        if self.task == "auto" and declared in ("ordinal", "multiclass"):
+            return declared  # type: ignore[return-value]
         if self.task == "auto":
             return "binary" if n_classes == 2 else "multiclass"
         return "binary" if n_classes == 2 else "multiclass"
