@@ -33,3 +33,25 @@ def test_evaluate_completes_on_breastmnist(shared_data, tmp_path: Path, capsys) 
     assert None in per_class  # the small class is below some metric's minimum N ...
     assert any(isinstance(v, float) for v in per_class)  # ... and the others are numbers
     assert (out / "report.html").is_file()
+
+
+@pytest.mark.shared_data
+@pytest.mark.slow
+def test_run_completes_on_breastmnist(shared_data, tmp_path: Path, capsys) -> None:
+    """``synthlens run`` trains a generator on BreastMNIST (147 malignant training images)
+    and completes every stage, utility included."""
+    import yaml
+
+    config = tmp_path / "breast.yaml"
+    config.write_text(yaml.safe_dump({
+        "budget": "smoke", "dataset": {"source": str(shared_data("breastmnist.npz"))},
+        "generators": [{"family": "cvae"}], "references": ["real-holdout"],
+        "features": {"extractors": ["domain"]}, "utility": {"protocols": ["augment"]}}))
+    out = tmp_path / "run"
+    code = main(["run", str(config), "--device", "cpu", "--out", str(out), "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    results = json.loads((out / "results.json").read_text())
+    assert results["dataset"]["class_counts"]["train"][0] < 150  # the small class
+    gain = results["sets"]["cvae"]["metrics"]["utility.augment.gain_auroc"]
+    assert gain["value"] is not None
+    assert (out / "report.html").is_file()

@@ -142,11 +142,13 @@ class RunFolder:
         self._save()
 
     def is_done(self, stage: str, key: str) -> bool:
-        """True when ``stage`` finished with the same fingerprint, we are resuming and it is
-        not to be redone."""
+        """True when ``stage`` finished with the same fingerprint, its output is still there
+        (a deleted stage folder is computed again), we are resuming and it is not to be
+        redone."""
         entry = self.manifest["stages"].get(stage)
         return (self.mode == "resume" and stage not in self.redo and entry is not None
-                and entry.get("fingerprint") == key and entry.get("status") == "done")
+                and entry.get("fingerprint") == key and entry.get("status") == "done"
+                and (self.root / entry.get("output", stage)).exists())
 
     @contextmanager
     def failure(self, stage: str, output: str | os.PathLike[str]) -> Iterator[None]:
