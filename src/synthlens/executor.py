@@ -82,6 +82,17 @@ def call_unit(fn: Callable[..., dict[str, Any] | None], threads: int, *args: Any
         return dict(fn(*args, **kwargs) or {})
 
 
+def call_ray_unit(fn: Callable[..., dict[str, Any] | None], threads: int, *args: Any,
+                  **kwargs: Any) -> dict[str, Any]:
+    """:func:`call_unit` in a Ray task, whose array arguments are read-only views of the
+    object store (torch warns about every such array it wraps; nothing writes to them)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return call_unit(fn, threads, *args, **kwargs)
+
+
 def _worker_init(threads: int) -> None:
     """A local worker process: size the thread pools before torch or BLAS load."""
     for name in THREAD_ENV:
@@ -92,10 +103,9 @@ def _worker_init(threads: int) -> None:
 class Unit:
     """One unit of work for an executor (see the module docstring).
 
-    ``stage`` and ``key`` are its manifest entry and fingerprint; ``output`` what it
-    writes (named in a failure; default its stage folder); ``folder=False`` for a stage
-    without a folder of its own; ``gpu`` asks a Ray cluster for a GPU; ``message`` is
-    printed when it starts; ``done`` (driver side) receives the unit's facts.
+    ``stage`` and ``key`` are its manifest entry and fingerprint; ``fn(*args, **kwargs)``
+    the work, run with ``threads`` threads; ``gpu`` asks a Ray cluster for a GPU;
+    ``message`` is printed when it starts; ``done`` (driver side) receives its facts.
     """
 
     stage: str
@@ -106,7 +116,6 @@ class Unit:
     threads: int = 1
     gpu: bool = False
     message: str | None = None
-    output: str | None = None
     done: Callable[[dict[str, Any]], None] | None = None
 
 
@@ -190,7 +199,7 @@ class RayExecutor(Executor):
                 raise InputError("--ray-address", f"cannot start or join Ray at {where}: "
                                                   f"{error}") from None
             self._owned = True
-        self._task = ray.remote(call_unit)
+        self._task = ray.remote(call_ray_unit)
         self._refs: dict[int, tuple[Any, Any]] = {}
         self.address = address
         self.capacity = max(1, int(ray.cluster_resources().get("CPU", 1)) // threads)

@@ -360,7 +360,6 @@ def _driver_device(device: str, executor: Executor) -> str:
     return resolve_device(device)
 
 
-
 class Pipeline:
     """One run: resolved config + validated inputs + run folder.
 
@@ -882,6 +881,8 @@ def run(config: Mapping[str, Any], out: str | os.PathLike[str], *, mode: Mode = 
         raise
     finally:
         executor.close()
+        _OPEN.clear()  # the extractors and reference that inline units kept
+        _REFERENCE.clear()
     folder.finish("complete" if results is not None else "stopped")
     return folder.root
 
