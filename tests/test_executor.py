@@ -57,14 +57,15 @@ def _smoke_config(**execution: Any) -> Any:
 
 def test_one_core_local_and_ray_give_the_smoke_runs_values(smoke_run: Path, ray_session: Any,
                                                             tmp_path: Path) -> None:
-    """Generators trained on one core (local executor, in process), scored on a Ray cluster
-    of two CPUs, utility trained on one core again: every value as in ``smoke_run``."""
+    """Generators and the domain encoder trained on one core (local executor, in process),
+    every set scored on a Ray cluster of two CPUs, utility trained on one core again: every
+    value as in ``smoke_run``."""
     config = tmp_path / "demo.yaml"
     config.write_text(yaml.safe_dump(packaged_config("demo")))
     out = tmp_path / "mixed"
     common = ["run", str(config), "--budget", "smoke", "--device", "cpu", "--out", str(out),
               "--quiet"]
-    _one_core([*common, "--stop-after", "generate"])
+    _one_core([*common, "--stop-after", "features"])
     run(_smoke_config(executor="ray"), out, mode="resume", stop_after="score", progress=False)
     _one_core([*common, "--resume", "--executor", "local"])
 
@@ -94,13 +95,17 @@ def test_a_generator_retrained_on_ray_matches_local(smoke_run: Path, smoke_copy:
     assert read_json(smoke_copy / "results.json") == read_json(smoke_run / "results.json")
 
 
+@pytest.mark.parametrize("command", ["demo", "run", "evaluate"])
 def test_executor_ray_without_ray_exits_2_with_one_line(
-        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+        command: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` fails as if not installed
     out = tmp_path / "run"
-    assert cli.main(["demo", "--budget", "smoke", "--executor", "ray", "--out", str(out),
-                     "--quiet"]) == 2
+    config = tmp_path / "demo.yaml"
+    config.write_text(yaml.safe_dump(packaged_config("demo")))
+    args = {"demo": ["demo", "--budget", "smoke"], "run": ["run", str(config)],
+            "evaluate": ["evaluate", "--real", "demo", "--synthetic", f"mine={config}"]}
+    assert cli.main([*args[command], "--executor", "ray", "--out", str(out), "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert "executor" in err and "pip install 'synthlens[ray]'" in err

@@ -94,9 +94,15 @@ def call_ray_unit(fn: Callable[..., dict[str, Any] | None], threads: int, *args:
 
 
 def _worker_init(threads: int) -> None:
-    """A local worker process: size the thread pools before torch or BLAS load."""
+    """A local worker process: size the thread pools of what it starts, and (Linux) end
+    with the driver, so that a killed run leaves no worker writing into its folder."""
     for name in THREAD_ENV:
         os.environ[name] = str(threads)
+    with contextlib.suppress(Exception):
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 @dataclass
