@@ -98,7 +98,9 @@ def _add_common(parser: argparse.ArgumentParser, *, out: bool = True) -> None:
 
 
 def _jobs(value: str) -> int | str:
-    return value if value == "auto" else int(value)
+    if value == "auto" or value.isdigit():
+        return value if value == "auto" else int(value)
+    raise argparse.ArgumentTypeError(f"expected auto or a whole number, got {value!r}")
 
 
 def _execution(args: argparse.Namespace) -> dict[str, object]:
