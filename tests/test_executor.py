@@ -18,7 +18,7 @@ import yaml
 from synthlens import cli
 from synthlens.config import packaged_config, resolve_config
 from synthlens.errors import SettingError, StageError
-from synthlens.executor import LocalExecutor, Unit, run_units
+from synthlens.executor import LocalExecutor, Unit, call_unit, run_units
 from synthlens.io import read_json
 from synthlens.pipeline import run
 from synthlens.runfolder import RunFolder
@@ -163,3 +163,19 @@ def test_a_failing_unit_is_recorded_and_stops_the_rest(tmp_path: Path) -> None:
     assert stages["a"]["status"] == "done" and stages["a"]["value"] == 1
     assert stages["b"]["status"] == "failed" and "no luck" in stages["b"]["error"]
     assert "c" not in stages
+
+
+def _threads_seen() -> dict[str, Any]:
+    import torch
+    from threadpoolctl import threadpool_info
+
+    return {"torch": torch.get_num_threads(),
+            "blas": sorted({pool["num_threads"] for pool in threadpool_info()})}
+
+
+def test_a_unit_computes_with_its_threads_and_restores_the_callers() -> None:
+    import torch
+
+    before = torch.get_num_threads()
+    assert call_unit(_threads_seen, 3) == {"torch": 3, "blas": [3]}
+    assert torch.get_num_threads() == before
