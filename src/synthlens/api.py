@@ -53,7 +53,8 @@ def evaluate(real: PathLike | Mapping[str, Any], synthetic: Mapping[str, Any],
         Handed to :func:`synthlens.pipeline.evaluate`: ``extractors``, ``metrics``,
         ``protocols`` (``[]``: no utility stage), ``budget`` (default ``demo``), ``seed``,
         ``device``, ``fail_if`` (gates: a failed gate is listed in
-        ``Results.failed_gates``, nothing is raised), ``progress``, ``on_stage``, ...
+        ``Results.failed_gates``, nothing is raised), ``progress``, ``on_stage``,
+        ``executor``, ``jobs``, ``threads``, ``ray_address`` (docs/scaling.md), ...
 
     The arrays are kept in the run folder (``inputs/real.npz``, ``sets/NAME/samples.npz``)
     and ``config.yaml`` names those copies, so the run can be repeated from its folder
@@ -86,15 +87,17 @@ def run(config: PathLike | Mapping[str, Any], out: PathLike | None = None, *,
     the same settings as a dict (relative paths taken from the working directory); either
     is checked by :func:`synthlens.config.resolve_config`, as the CLI checks a config.
     ``budget``, ``seed``, ``device`` and ``fail_if`` override the config (``--budget``,
-    ``--seed``, ``--device``, ``--fail-if``); the other keywords (``stop_after``, ``redo``,
+    ``--seed``, ``--device``, ``--fail-if``), and so do ``executor``, ``jobs``, ``threads``
+    and ``ray_address`` (docs/scaling.md); the other keywords (``stop_after``, ``redo``,
     ``progress``, ``on_stage``, ...) are handed to :func:`synthlens.pipeline.run`.
     Returns the run's :class:`Results`, or None for a run ended early by ``stop_after``.
     """
     from synthlens import pipeline
-    from synthlens.config import load_config, resolve_config
+    from synthlens.config import EXECUTION, load_config, resolve_config
 
     overrides: dict[str, Any] = {"budget": budget, "seed": seed, "device": device,
-                                 "fail_if": tuple(fail_if)}
+                                 "fail_if": tuple(fail_if),
+                                 **{k: options.pop(k) for k in EXECUTION if k in options}}
     if isinstance(config, str | os.PathLike):
         settings = load_config(config, **overrides)
     elif isinstance(config, Mapping):

@@ -21,6 +21,7 @@ from synthlens import __version__
 from synthlens.config import BUDGETS, DEVICES, STAGES
 from synthlens.data.resize import RESIZE_METHODS
 from synthlens.errors import InputError, StageError
+from synthlens.executor import EXECUTORS
 from synthlens.gates import GATE_EXIT_CODE
 
 DESCRIPTION = """\
@@ -77,11 +78,36 @@ def _add_common(parser: argparse.ArgumentParser, *, out: bool = True) -> None:
     parser.add_argument("--seed", type=int, default=None, help="master random seed (default 0)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     if out:
+        parser.add_argument("--executor", choices=list(EXECUTORS), default=None,
+                            help="where the units run: local (default) or ray (a Ray "
+                                 "cluster; pip install 'synthlens[ray]'); never changes a "
+                                 "number, and --resume may switch it")
+        parser.add_argument("--ray-address", metavar="ADDR", default=None,
+                            help="with --executor ray: the cluster to join (e.g. auto, "
+                                 "ray://head:10001; default: a local cluster)")
+        parser.add_argument("--jobs", type=_jobs, default=None, metavar="N",
+                            help="local executor: units side by side in N processes, or "
+                                 "auto (default: available cores // --threads)")
+        parser.add_argument("--threads", type=int, default=None, metavar="N",
+                            help="torch and BLAS threads per unit (default 1); fixed, so "
+                                 "the numbers do not depend on the machine's core count")
         parser.add_argument("--fail-if", action="append", default=[], metavar="GATE",
                             help="exit 3 (after writing every output) when GATE holds for a "
                                  "set, e.g. 'memorisation_rate > 0.01', "
                                  "'utility.augment.gain_auroc < 0', 'fid@inception > 30', "
                                  "'copy_rate > floor'; repeatable (see docs/results.md)")
+
+
+def _jobs(value: str) -> int | str:
+    if value == "auto" or value.isdigit():
+        return value if value == "auto" else int(value)
+    raise argparse.ArgumentTypeError(f"expected auto or a whole number, got {value!r}")
+
+
+def _execution(args: argparse.Namespace) -> dict[str, object]:
+    """``--threads``, ``--executor``, ``--jobs``, ``--ray-address`` as config overrides."""
+    return {"threads": args.threads, "executor": args.executor, "jobs": args.jobs,
+            "ray_address": args.ray_address}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -197,10 +223,10 @@ def _dispatch(args: argparse.Namespace) -> Path:
     if args.command == "demo":
         return pipeline.demo(out, budget=args.budget, seed=args.seed or 0,
                              device=device or "auto", mode=mode, progress=progress,
-                             on_stage=on_stage, fail_if=args.fail_if)
+                             on_stage=on_stage, fail_if=args.fail_if, **_execution(args))
     if args.command == "run":
         config = load_config(args.config, budget=args.budget, seed=args.seed, device=device,
-                             fail_if=args.fail_if)
+                             fail_if=args.fail_if, **_execution(args))
         return pipeline.run(config, out, mode=mode, progress=progress, on_stage=on_stage,
                             stop_after=args.stop_after, redo=args.redo)
     synthetic = _synthetic_pairs(args.synthetic)
@@ -211,7 +237,7 @@ def _dispatch(args: argparse.Namespace) -> Path:
                              protocols=protocols, members=args.members,
                              non_members=args.non_members, resize=args.resize,
                              strict=args.strict, progress=progress, on_stage=on_stage,
-                             fail_if=args.fail_if)
+                             fail_if=args.fail_if, **_execution(args))
 
 
 def _compare(runs: Sequence[str], out: str | None) -> Path:

@@ -46,6 +46,9 @@ REFERENCE_SETS = ("real-holdout", "real-duplicate", "noise")
 # Stages a run can stop after (`synthlens run --stop-after`); utility and report follow.
 STAGES = ("data", "generate", "features", "score")
 DEVICES = ("auto", "cpu", "cuda")
+#: The settings of where and how the units run (never part of what a run computes,
+#: except ``threads``).
+EXECUTION = ("threads", "executor", "jobs", "ray_address")
 
 
 def load_budgets() -> dict[str, Any]:
@@ -402,6 +405,20 @@ class RunConfig(Mapping[str, Any]):
     budget_settings:
         The expanded budget (:class:`BudgetSettings`); a raw config gives
         ``budget_overrides`` (same structure) instead, merged over the named budget.
+    threads:
+        Torch and BLAS threads of every unit (one generator, one extractor fit, one
+        (space, set) of metrics, one set's utility) [1]: fixed, so that the numbers do not
+        depend on the machine's core count or the executor (part of the fingerprints when
+        not 1).
+    executor:
+        Where the units run: ``local`` (this machine) or ``ray`` (a Ray cluster; needs
+        ``pip install 'synthlens[ray]'``) [local]. Never changes a number.
+    jobs:
+        ``local`` only: units side by side in worker processes, or ``auto`` (the available
+        cores // ``threads``; 1 runs every unit in this process, one after another) [auto].
+    ray_address:
+        ``ray`` only: the cluster to join (``ray.init(address=...)``, e.g. ``auto`` or
+        ``ray://head:10001``) [a Ray session of this process, else a local cluster].
     """
 
     name: str = "synthlens-run"
@@ -421,6 +438,10 @@ class RunConfig(Mapping[str, Any]):
     utility: UtilitySection = field(default_factory=UtilitySection)
     gates: tuple[str, ...] = ()
     budget_settings: BudgetSettings = field(default_factory=BudgetSettings)
+    threads: int = 1
+    executor: str = "local"
+    jobs: int | str = "auto"
+    ray_address: str | None = None
     #: Where the config came from (a path, ``demo``...), for the messages.
     source: str = field(default="<config>", compare=False, metadata=INTERNAL)
 
@@ -441,6 +462,17 @@ class RunConfig(Mapping[str, Any]):
                                                   "training split without the holdout; "
                                                   "declare members only for sets you bring "
                                                   "(generators: [])")
+        from synthlens.executor import EXECUTORS
+
+        if self.threads < 1:
+            raise SettingError("threads", f"must be at least 1, got {self.threads}")
+        if self.executor not in EXECUTORS:
+            raise SettingError("executor", f"unknown executor {self.executor!r}", EXECUTORS)
+        if self.jobs != "auto" and (isinstance(self.jobs, str) or self.jobs < 1):
+            raise SettingError("jobs", f"expected 'auto' or a whole number of at least 1, "
+                                       f"got {self.jobs!r}")
+        if self.ray_address is not None and self.executor != "ray":
+            raise SettingError("ray_address", "is for executor ray (--executor ray)")
 
     @classmethod
     def from_resolved(cls, values: Mapping[str, Any], source: str = "<config>") -> RunConfig:
@@ -491,10 +523,12 @@ def _deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[st
 
 def resolve_config(raw: Mapping[str, Any] | None = None, *, source: str = "<config>",
                    budget: str | None = None, seed: int | None = None,
-                   device: str | None = None, fail_if: Sequence[str] = ()) -> RunConfig:
+                   device: str | None = None, fail_if: Sequence[str] = (),
+                   **execution: Any) -> RunConfig:
     """Fill defaults, expand the budget, apply command-line overrides, check everything.
 
-    ``fail_if`` adds gates (``--fail-if``) to the config's ``gates``.
+    ``fail_if`` adds gates (``--fail-if``) to the config's ``gates``; ``execution``
+    overrides ``threads``, ``executor``, ``jobs`` and ``ray_address`` (None: the config's).
     Raises :class:`~synthlens.errors.SettingError` (an ``InputError``) naming ``source``,
     the key path and the accepted values of the first setting the code does not accept
     (``--fail-if`` for a bad gate given there).
@@ -513,7 +547,9 @@ def resolve_config(raw: Mapping[str, Any] | None = None, *, source: str = "<conf
         if not isinstance(overrides, Mapping):
             raise SettingError("budget_overrides", "expected a mapping with the structure of "
                                                    "a budget (configs/budgets.yaml)")
-        for key, value in (("budget", budget), ("seed", seed), ("device", device)):
+        check_names(execution, EXECUTION, "execution setting")
+        for key, value in (("budget", budget), ("seed", seed), ("device", device),
+                           *execution.items()):
             if value is not None:
                 values[key] = value
         if fail_if:
@@ -583,6 +619,13 @@ def _resolve(values: dict[str, Any], source: str) -> RunConfig:
     _check_metrics(config)
     _check_utility(config)
     _check_gates(config)
+    if config.executor == "ray":
+        from synthlens.executor import RAY_MISSING
+
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            raise SettingError("executor", RAY_MISSING) from None
     return config
 
 

@@ -40,7 +40,16 @@ from synthlens.data.resize import resize_images
 from synthlens.data.synthetic import shape_mismatch
 from synthlens.device import resolve_device
 from synthlens.errors import InputError, SettingError
+from synthlens.executor import (
+    Executor,
+    LocalExecutor,
+    Unit,
+    make_executor,
+    run_units,
+    unit_threads,
+)
 from synthlens.generators import GENERATORS, duplicate_reference, get_generator, noise_reference
+from synthlens.generators.base import Budget
 from synthlens.hashing import json_sha256
 from synthlens.io import read_json, write_json
 from synthlens.metrics.base import MetricResult
@@ -48,6 +57,7 @@ from synthlens.runfolder import Mode, RunFolder
 
 if TYPE_CHECKING:
     from synthlens.features import FeatureCache
+    from synthlens.metrics import RealReference, SpaceScorer
     from synthlens.utility import UtilityEvaluator
 
 log = logging.getLogger("synthlens")
@@ -279,11 +289,186 @@ def sample_counts(train: ImageSet, fraction: float) -> np.ndarray:
 
 
 
+# ---------------------------------------------------------------------- units
+# What the executors run (synthlens.executor): module-level functions of picklable
+# arguments that write their stage's outputs into the run folder ``root`` and return facts
+# for the driver's manifest. Nothing here reads or writes manifest.json.
+
+#: Where a fitted extractor's state lives in its stage folder.
+EXTRACTOR = "extractor.pt"
+
+
+def train_generator(root: str, stage: str, spec: GeneratorSpec, budget: Budget,
+                    counts: np.ndarray, fit_train: ImageSet, *, seed: int, device: str,
+                    progress: bool) -> dict[str, Any]:
+    """Unit ``generators/<name>``: train one generator (continuing from the checkpoint a
+    killed attempt left), save it and write each of its sets to ``sets/<name>/``."""
+    folder = Path(root) / stage
+    generator = get_generator(spec.family, **spec.params)
+    generator.fit(fit_train, budget, device=device, seed=seed, workdir=folder,
+                  progress=progress)
+    facts: dict[str, Any] = {}
+    if generator.resumed_from is not None:
+        part, step = generator.resumed_from
+        facts["resumed_from"] = {"stage": part, "step": step}
+    generator.save(folder / "model.pt")
+    for set_name, options in spec.variants():
+        images = generator.sample(counts, seed=seed + 1, name=set_name, **options)
+        save_imageset(Path(root) / synthetic_copy(set_name), images)
+    (folder / "checkpoint.pt").unlink(missing_ok=True)  # model.pt supersedes it
+    return facts
+
+
+def fit_extractor(root: str, stage: str, name: str, options: Mapping[str, Any],
+                  fit_train: ImageSet, val: ImageSet, *, seed: int, device: str,
+                  progress: bool) -> dict[str, Any]:
+    """Unit ``features/<name>``: fit an extractor that learns from the real data."""
+    from synthlens.features import get_extractor
+
+    extractor = get_extractor(name, **options)
+    extractor.fit(fit_train, val=val, seed=seed, device=device, progress=progress)
+    extractor.save(Path(root) / stage / EXTRACTOR)
+    return {}
+
+
+def extractor_class_needs_fit(name: str, options: Mapping[str, Any]) -> bool:
+    from synthlens.features import available_extractors, extractor_class
+
+    if name in available_extractors():
+        return bool(extractor_class(name).needs_fit)
+    return bool(open_extractor(name, options, None).needs_fit)
+
+
+_OPEN: dict[str, Any] = {}
+
+
+def _stamp(path: str | None) -> list[int] | None:
+    if path is None:
+        return None
+    info = os.stat(path)
+    return [info.st_mtime_ns, info.st_size]
+
+
+def open_extractor(name: str, options: Mapping[str, Any], state: str | None) -> Any:
+    """An extractor ready to extract: built from its name and options and, for one that
+    learns, loaded from ``state`` (its unit's ``extractor.pt``). Kept per process, so a
+    worker that scores many sets builds each extractor once."""
+    from synthlens.features import get_extractor
+
+    key = json_sha256({"name": name, "options": dict(options), "state": state,
+                       "stamp": _stamp(state)})
+    if key not in _OPEN:
+        extractor = get_extractor(name, **options)
+        if state is not None:
+            extractor.load(state)
+        while len(_OPEN) >= 8:
+            _OPEN.pop(next(iter(_OPEN)))
+        _OPEN[key] = extractor
+    return _OPEN[key]
+
+
+@dataclass(frozen=True)
+class SpaceTask:
+    """What a metrics unit of one feature space needs (picklable): every extractor of the
+    run as (name, options, state) (the label-consistency judge may be another space's),
+    the reference's settings and the scorer's."""
+
+    space: str
+    extractors: list[tuple[str, dict[str, Any], str | None]]
+    k: int
+    distance: str
+    feature_space: dict[str, Any]
+    neighbourhood: str
+    primary: bool
+    feature_metrics: list[str]
+    image_metrics: list[str]
+    class_names: Sequence[str]
+    seed: int
+    effort: dict[str, Any]
+    cache_dir: str
+    device: str
+
+    def scorer(self, reference: RealReference | None, judge: Any = None) -> SpaceScorer:
+        from synthlens.metrics import SpaceScorer
+
+        return SpaceScorer(reference, space=self.space,  # type: ignore[arg-type]
+                           primary=self.primary, feature_metrics=self.feature_metrics,
+                           image_metrics=self.image_metrics, judge=judge,
+                           class_names=self.class_names, seed=self.seed, **self.effort)
+
+
+_REFERENCE: dict[str, RealReference] = {}
+
+
+def score_space(root: str, stage: str, task: SpaceTask, fit_train: ImageSet,
+                holdout: ImageSet, images: ImageSet | None, *, set_name: str | None = None,
+                is_holdout: bool = False, exact_copy_of: np.ndarray | None = None,
+                progress: bool = False) -> dict[str, Any]:
+    """Unit ``metrics/<space>/<set>``: one set's metrics in one feature space (``images``
+    None: the real-vs-real floor), features read from the cache or extracted into it. The
+    fitted real reference is kept for the next unit of the same space in this process."""
+    from synthlens.features import FeatureCache
+    from synthlens.metrics import RealReference, label_judge, write_audit_csv
+
+    extractors = {name: open_extractor(name, options, state)
+                  for name, options, state in task.extractors}
+    cache = FeatureCache(task.cache_dir)
+
+    def features(x: ImageSet) -> np.ndarray:
+        return cache.get(extractors[task.space], x, device=task.device, progress=progress)
+
+    key = json_sha256({"task": repr(task), "stamps": [_stamp(s) for _, _, s in task.extractors],
+                       "train": fit_train.sha256(), "holdout": holdout.sha256()})
+    if key not in _REFERENCE:
+        _REFERENCE.clear()  # one space at a time: the units of a space come together
+        _REFERENCE[key] = RealReference(
+            task.k, task.distance, feature_space=task.feature_space, device=task.device,
+            neighbourhood=task.neighbourhood).fit(
+            features(fit_train), fit_train.labels, holdout=features(holdout),
+            holdout_labels=holdout.labels, class_names=task.class_names)
+    scorer = task.scorer(_REFERENCE[key], judge=label_judge(extractors.values()))
+    path = Path(root) / stage / "metrics.json"
+    if images is None:
+        write_json(path, {n: r.to_json() for n, r in scorer.floor().items()})
+    else:
+        scored = scorer.score(features(images), images.labels, images.images,
+                              is_holdout=is_holdout, exact_copy_of=exact_copy_of)
+        if scored.audit is not None:
+            write_audit_csv(Path(root) / "metrics" / "audit" / f"{set_name}.csv",
+                            scored.audit, task.class_names)
+        write_json(path, {n: r.to_json() for n, r in scored.results.items()})
+    return {"extractions": cache.extractions}
+
+
+def utility_of(root: str, stage: str, fit_real: RealData, options: Mapping[str, Any],
+               set_name: str, images: ImageSet | None) -> dict[str, Any]:
+    """Unit ``utility/<set>``: train one set's utility arms (``images`` None: the
+    real-only baseline, whose arms the other units read from ``utility/arms/``)."""
+    evaluator = evaluator_of(fit_real, options)
+    scored = (evaluator.baseline_results() if images is None
+              else evaluator.evaluate_set(set_name, images))
+    write_json(Path(root) / stage / "utility.json", {n: r.to_json() for n, r in scored.items()})
+    return {}
+
+
+def _driver_device(device: str, executor: Executor) -> str:
+    """The device the units use. On a Ray cluster an explicit ``cuda`` is the workers'
+    (the driver, e.g. a CPU head node, need not see a GPU)."""
+    if executor.name == "ray" and device == "cuda":
+        return device
+    return resolve_device(device)
+
+
 class Pipeline:
-    """One run: resolved config + validated inputs + run folder."""
+    """One run: resolved config + validated inputs + run folder.
+
+    The driver of the run: it decides which units (:mod:`synthlens.executor`) a stage
+    needs, hands them to ``executor`` and alone writes the manifest; the units compute.
+    """
 
     def __init__(self, inputs: Inputs, run: RunFolder, *, progress: bool = True,
-                 on_stage: Callable[[str], None] | None = None) -> None:
+                 on_stage: Callable[[str], None] | None = None,
+                 executor: Executor | None = None) -> None:
         self.inputs = inputs
         self.config = inputs.config
         self.run = run
@@ -291,10 +476,14 @@ class Pipeline:
         self.on_stage = on_stage or (lambda message: log.info(message))
         self.settings = inputs.settings
         self.seed = int(self.config["seed"])
-        self.device = resolve_device(self.config["device"])
+        self.threads = self.settings.threads
+        self.executor = executor or LocalExecutor(1, self.threads)
+        self.device = _driver_device(self.config["device"], self.executor)
         self.budget = self.config["budget_settings"]
         self._copies: dict[str, dict[str, np.ndarray]] = {}
         self._indexes = dict(self.inputs.indexes)  # + the members, on first use
+        #: Sets whose features the units of this invocation extracted (0: all cached).
+        self.extractions = 0
 
     def copies(self, splits: Splits, images: ImageSet) -> dict[str, np.ndarray]:
         """:func:`exact_copies` of a set in the members (``data/train.npz``, the audit's
@@ -306,6 +495,42 @@ class Pipeline:
             order = ("members", *LEAK_SPLITS)
             self._copies[key] = exact_copies(images, {n: self._indexes[n] for n in order})
         return self._copies[key]
+
+    # ----------------------------------------------------------------- units
+    def fingerprint(self, payload: Mapping[str, Any]) -> str:
+        """A unit's fingerprint: ``payload`` and, when not the default 1, the thread count
+        (on a CPU a number can depend on how a computation is split between threads)."""
+        return json_sha256(payload if self.threads == 1 else {**payload,
+                                                              "threads": self.threads})
+
+    def unit(self, stage: str, key: str, fn: Callable[..., dict[str, Any] | None],
+             *args: Any, message: str | None = None,
+             done: Callable[[dict[str, Any]], None] | None = None, **kwargs: Any) -> Unit:
+        """A unit of this run: its threads, and a GPU when the run computes on CUDA."""
+        return Unit(stage, key, fn, args, kwargs, threads=self.threads,
+                    gpu=self.device.startswith("cuda"), message=message, done=done)
+
+    def run_units(self, units: Sequence[Unit]) -> None:
+        """Run independent units on the executor; record each in the manifest."""
+        def begin(unit: Unit) -> None:
+            if unit.message:
+                self.on_stage(unit.message)
+            self.run.begin(unit.stage, unit.key, threads=unit.threads)
+
+        def end(unit: Unit, facts: dict[str, Any]) -> None:
+            self.extractions += int(facts.pop("extractions", 0))
+            if unit.done is not None:
+                unit.done(facts)
+            self.run.end(unit.stage, **facts)
+
+        def fail(unit: Unit, error: BaseException) -> None:
+            staged = self.run.fail(unit.stage, error)
+            if staged is not None:
+                raise staged from error
+            if isinstance(error, Exception):
+                raise error
+
+        run_units(units, self.executor, begin=begin, end=end, fail=fail)
 
     # ----------------------------------------------------------------- stage: data
     def prepare_data(self) -> Splits:
@@ -360,18 +585,53 @@ class Pipeline:
         return splits
 
     # ----------------------------------------------------------------- stage: generators
+    def _counts(self) -> np.ndarray:
+        return sample_counts(self.inputs.real.train,
+                             self.settings.budget_settings.sample_fraction)
+
+    def generator_units(self, splits: Splits) -> list[Unit]:
+        """One unit per configured generator not yet trained: train it, keep its model in
+        ``generators/<name>/`` and write its sets to ``sets/<name>/samples.npz``."""
+        counts = self._counts()
+        units = []
+        for spec in self.settings.generators:
+            budget = self.settings.budget_settings.generator_budget(spec.family)
+            stage = f"generators/{spec.name}"
+            key = self.fingerprint({"spec": spec.to_dict(), "budget": budget.to_dict(),
+                                    "seed": self.seed, "train": splits.fit_train.sha256(),
+                                    "counts": counts.tolist()})
+            if self.run.is_done(stage, key):
+                continue
+
+            def done(facts: dict[str, Any], name: str = spec.name) -> None:
+                if "resumed_from" in facts:
+                    where = facts["resumed_from"]
+                    self.on_stage(f"generator {name} continued from its checkpoint "
+                                  f"({where['stage']} step {where['step']})")
+
+            units.append(self.unit(stage, key, train_generator, str(self.run.root), stage,
+                                   spec, budget, counts, splits.fit_train, seed=self.seed,
+                                   device=self.device, progress=self.progress,
+                                   message=f"training generator {spec.name} ({spec.family})",
+                                   done=done))
+        return units
+
     def generate(self, splits: Splits) -> dict[str, SetEntry]:
-        """Train every configured generator; return every set to score, by name.
+        """Every set to score, by name: the trained generators' (their units have run),
+        the reference sets and the user's.
 
         Each set's images end up in ``sets/<name>/samples.npz`` (the report's grids read
         them); a generator's model, checkpoints and training curves stay in
         ``generators/<name>/``.
         """
-        counts = sample_counts(self.inputs.real.train,
-                               self.settings.budget_settings.sample_fraction)
+        counts = self._counts()
         entries: list[SetEntry] = []
         for spec in self.settings.generators:
-            entries += self._train_generator(spec, counts, splits.fit_train)
+            for set_name, options in spec.variants():
+                images = load_imageset(self.run.path(synthetic_copy(set_name)), split=set_name)
+                entries.append(self._filed(SetEntry(set_name, "generated", images, spec.family,
+                                                    options),
+                                           curves=f"generators/{spec.name}/curves.json"))
         for ref in self.config["references"]:
             if ref == "real-holdout":
                 entry = SetEntry(ref, "reference", splits.holdout, "real-holdout")
@@ -388,74 +648,59 @@ class Pipeline:
 
     def _filed(self, entry: SetEntry, curves: str | None = None) -> SetEntry:
         """``entry`` with its files named (and its samples written, unless a generator
-        stage wrote them)."""
+        unit wrote them)."""
         path = self.run.path(synthetic_copy(entry.name))
-        if entry.kind != "generated":  # generated sets were written by their stage
+        if entry.kind != "generated":  # generated sets were written by their unit
             save_imageset(path, entry.images)
         entry.files = {"samples": synthetic_copy(entry.name)}
         if curves:
             entry.files["curves"] = curves
         return entry
 
-    def _train_generator(self, spec: GeneratorSpec, counts: np.ndarray,
-                         fit_train: ImageSet) -> list[SetEntry]:
-        family, name = spec.family, spec.name
-        budget = self.settings.budget_settings.generator_budget(family)
-        variants = spec.variants()
-        stage = f"generators/{name}"
-        key = json_sha256({"spec": spec.to_dict(), "budget": budget.to_dict(),
-                           "seed": self.seed, "train": fit_train.sha256(),
-                           "counts": counts.tolist()})
-        if not self.run.is_done(stage, key):
-            self.on_stage(f"training generator {name} ({family})")
-            with self.run.stage(stage, key) as folder:
-                generator = get_generator(family, **spec.params)
-                generator.fit(fit_train, budget, device=self.device, seed=self.seed,
-                              workdir=folder, progress=self.progress)
-                if generator.resumed_from is not None:
-                    part, step = generator.resumed_from
-                    self.on_stage(f"generator {name} continued from its checkpoint "
-                                  f"({part} step {step})")
-                    self.run.manifest["stages"][stage]["resumed_from"] = {"stage": part,
-                                                                          "step": step}
-                generator.save(folder / "model.pt")
-                for set_name, options in variants:
-                    images = generator.sample(counts, seed=self.seed + 1, name=set_name,
-                                              **options)
-                    save_imageset(self.run.path("sets", set_name, "samples.npz"), images)
-                (folder / "checkpoint.pt").unlink(missing_ok=True)  # model.pt supersedes it
-        return [self._filed(SetEntry(set_name, "generated",
-                                     load_imageset(self.run.path("sets", set_name,
-                                                                 "samples.npz"), split=set_name),
-                                     family, options), curves=f"{stage}/curves.json")
-                for set_name, options in variants]
-
     # ----------------------------------------------------------------- stage: features
-    def extract_features(self, splits: Splits) -> FeatureSpaces:
-        from synthlens.features import FeatureCache, get_extractor
-
-        cache_dir = self.config["features"].get("cache_dir")
-        spaces = FeatureSpaces({}, FeatureCache(cache_dir or self.run.path("features", "cache")),
-                               self.device, self.progress)
+    def _extractor_plan(self, splits: Splits) -> list[tuple[str, dict[str, Any], str | None,
+                                                            str | None]]:
+        """(name, options, stage, fingerprint) of every extractor; stage and fingerprint
+        are None for one that needs no fit."""
+        plan = []
         for name in self.settings.features.extractors:
             options = self.settings.extractor_options(name)
-            extractor = get_extractor(name, **options)
-            if extractor.needs_fit:
+            stage = key = None
+            if extractor_class_needs_fit(name, options):
                 stage = f"features/{name}"
-                state = self.run.path(stage, "extractor.pt")
-                key = json_sha256({"extractor": name, "options": options, "seed": self.seed,
-                                   "train": splits.fit_train.sha256()})
-                if self.run.is_done(stage, key) and state.exists():
-                    extractor.load(state)
-                else:
-                    self.on_stage(f"fitting feature extractor {name}")
-                    with self.run.stage(stage, key):
-                        extractor.fit(splits.fit_train, val=self.inputs.real.val,
-                                      seed=self.seed, device=self.device,
-                                      progress=self.progress)
-                        extractor.save(state)
-            spaces.extractors[name] = extractor
+                key = self.fingerprint({"extractor": name, "options": options,
+                                        "seed": self.seed, "train": splits.fit_train.sha256()})
+            plan.append((name, options, stage, key))
+        return plan
+
+    def extractor_units(self, splits: Splits) -> list[Unit]:
+        """One unit per extractor that learns from the real data and is not yet fitted."""
+        units = []
+        for name, options, stage, key in self._extractor_plan(splits):
+            if stage is None or key is None or (
+                    self.run.is_done(stage, key) and self.run.path(stage, EXTRACTOR).exists()):
+                continue
+            units.append(self.unit(stage, key, fit_extractor, str(self.run.root), stage, name,
+                                   options, splits.fit_train, self.inputs.real.val,
+                                   seed=self.seed, device=self.device,
+                                   progress=self.progress,
+                                   message=f"fitting feature extractor {name}"))
+        return units
+
+    def extract_features(self, splits: Splits) -> FeatureSpaces:
+        """The ready extractors (fitted ones read from ``features/<name>/``, where their
+        units left them) and the feature cache."""
+        from synthlens.features import FeatureCache
+
+        spaces = FeatureSpaces({}, FeatureCache(self._cache_dir()), self.device, self.progress)
+        for name, options, stage, _ in self._extractor_plan(splits):
+            spaces.extractors[name] = open_extractor(
+                name, options, None if stage is None else str(self.run.path(stage, EXTRACTOR)))
         return spaces
+
+    def _cache_dir(self) -> str:
+        return str(self.config["features"].get("cache_dir")
+                   or self.run.path("features", "cache"))
 
     # ----------------------------------------------------------------- stage: metrics
     def _metric_names(self, distance: str) -> tuple[list[str], list[str]]:
@@ -469,24 +714,25 @@ class Pipeline:
         return ([n for n in metrics.names if n in FEATURE_METRICS],
                 [n for n in metrics.names if n in IMAGE_METRICS])
 
-    def score(self, splits: Splits, sets: Mapping[str, SetEntry], spaces: FeatureSpaces
-              ) -> tuple[Scores, dict[str, MetricResult]]:
-        """Every set's metrics in every feature space (each set and space a resumable stage),
-        and the real-vs-real floors; what is scored how is
-        :class:`~synthlens.metrics.SpaceScorer`'s policy."""
-        from synthlens.metrics import (
-            RealReference,
-            SpaceScorer,
-            label_judge,
-            run_metrics,
-            write_audit_csv,
-        )
+    def metric_units(self, splits: Splits, sets: Mapping[str, SetEntry], spaces: FeatureSpaces
+                     ) -> tuple[list[Unit], list[Unit], Callable[[], tuple[
+                         Scores, dict[str, MetricResult]]]]:
+        """Every set's metrics in every feature space (each set and space a unit) and the
+        real-vs-real floors; what is scored how is :class:`~synthlens.metrics.SpaceScorer`'s
+        policy. Returns the floor units, the set units (run after the floors, which
+        extract the reference's features into the cache) and a function that reads every
+        result once they ran."""
+        from synthlens.metrics import run_metrics
 
         k = int(self.config["metrics"]["k"])
         primary = self.config["features"]["primary"]
-        results: Scores = {name: {} for name in sets}
-        floors: dict[str, MetricResult] = {}
-        class_names = splits.members.class_names
+        class_names = list(splits.members.class_names)
+        extractors = [(name, options, None if stage is None
+                       else str(self.run.path(stage, EXTRACTOR)))
+                      for name, options, stage, _ in self._extractor_plan(splits)]
+        floor_units: list[Unit] = []
+        set_units: list[Unit] = []
+        reads: list[tuple[str | None, Path, SpaceScorer]] = []
         for extractor_name, extractor in spaces.extractors.items():
             space = extractor.describe()
             n_subsample = self.settings.features.subsample.get(extractor_name)
@@ -501,72 +747,80 @@ class Pipeline:
 
             members, holdout = drawn(splits.members), drawn(splits.holdout)
             feature_names, image_names = self._metric_names(extractor.distance)
-            reference = RealReference(k, extractor.distance, feature_space=space,
-                                      device=self.device, neighbourhood=rule).fit(
-                spaces.features(extractor_name, members), members.labels,
-                holdout=spaces.features(extractor_name, holdout),
-                holdout_labels=holdout.labels, class_names=class_names)
-            scorer = SpaceScorer(reference, space=extractor_name,
-                                 primary=extractor_name == primary,
-                                 feature_metrics=feature_names, image_metrics=image_names,
-                                 judge=label_judge(spaces.extractors.values()),
-                                 class_names=class_names, seed=self.seed,
-                                 **self.budget.get("metrics", {}))
+            task = SpaceTask(space=extractor_name, extractors=extractors, k=k,
+                             distance=extractor.distance, feature_space=space,
+                             neighbourhood=rule, primary=extractor_name == primary,
+                             feature_metrics=feature_names, image_metrics=image_names,
+                             class_names=class_names, seed=self.seed,
+                             effort=dict(self.budget.get("metrics", {})),
+                             cache_dir=self._cache_dir(), device=self.device)
+            scorer = task.scorer(None)  # names and effort only; no reference fitted here
             base = {"names": feature_names, "k": k, "space": space, "seed": self.seed,
                     "effort": scorer.effort,
                     "train": members.sha256(), "holdout": holdout.sha256()}
             stage = f"metrics/{extractor_name}/real-vs-real"
-            path = self.run.path(stage, "metrics.json")
-            if not self.run.is_done(stage, json_sha256(base)):
-                with self.run.stage(stage, json_sha256(base)):
-                    write_json(path, {n: r.to_json() for n, r in scorer.floor().items()})
-            floors.update(scorer.named(read_json(path)))
-
+            key = self.fingerprint(base)
+            if not self.run.is_done(stage, key):
+                floor_units.append(self.unit(stage, key, score_space, str(self.run.root),
+                                             stage, task, members, holdout, None,
+                                             progress=self.progress))
+            reads.append((None, self.run.path(stage, "metrics.json"), scorer))
             for set_name, entry in sets.items():
                 images = drawn(entry.images)
                 stage = f"metrics/{extractor_name}/{set_name}"
-                key = json_sha256({**base, "set": images.sha256(),
-                                   "images": scorer.image_metrics})
-                path = self.run.path(stage, "metrics.json")
+                key = self.fingerprint({**base, "set": images.sha256(),
+                                        "images": scorer.image_metrics})
                 if not self.run.is_done(stage, key):
-                    with self.run.stage(stage, key):
-                        scored = scorer.score(spaces.features(extractor_name, images),
-                                              images.labels, images.images,
-                                              is_holdout=entry.generator == "real-holdout",
-                                              exact_copy_of=self.copies(splits, images)
-                                              ["members"])
-                        if scored.audit is not None:
-                            write_audit_csv(self.run.path("metrics", "audit", f"{set_name}.csv"),
-                                            scored.audit, class_names)
-                        write_json(path, {n: r.to_json() for n, r in scored.results.items()})
-                results[set_name].update(scorer.named(read_json(path)))
-        for set_name, extra in run_metrics(results).items():
-            results[set_name].update(extra)
-        return results, floors
+                    set_units.append(self.unit(
+                        stage, key, score_space, str(self.run.root), stage, task, members,
+                        holdout, images, set_name=set_name,
+                        is_holdout=entry.generator == "real-holdout",
+                        exact_copy_of=self.copies(splits, images)["members"],
+                        progress=self.progress))
+                reads.append((set_name, self.run.path(stage, "metrics.json"), scorer))
+
+        def collect() -> tuple[Scores, dict[str, MetricResult]]:
+            results: Scores = {name: {} for name in sets}
+            floors: dict[str, MetricResult] = {}
+            for set_name, path, scorer in reads:
+                named = scorer.named(read_json(path))
+                (floors if set_name is None else results[set_name]).update(named)
+            for set_name, extra in run_metrics(results).items():
+                results[set_name].update(extra)
+            return results, floors
+
+        return floor_units, set_units, collect
 
     # ----------------------------------------------------------------- stage: utility
-    def utility(self, splits: Splits, sets: Mapping[str, SetEntry]) -> Scores:
+    def utility_units(self, splits: Splits, sets: Mapping[str, SetEntry]
+                      ) -> tuple[list[Unit], list[Unit], Callable[[], Scores]]:
+        """The real-only baseline's unit, every set's unit (run after the baseline, whose
+        arms they read from ``utility/arms/``) and a function that reads the results."""
         from synthlens.utility import BASELINE_NAME
 
-        evaluator = utility_evaluator(self.inputs, splits.fit_train,
-                                      cache_dir=self.run.path(*UTILITY_ARMS),
-                                      device=self.device, progress=self.progress)
-        base = evaluator.fingerprint()
+        fit_real, options = utility_inputs(self.inputs, splits.fit_train,
+                                           cache_dir=self.run.path(*UTILITY_ARMS),
+                                           device=self.device, progress=self.progress)
+        base = evaluator_of(fit_real, options).fingerprint()
         jobs = [(BASELINE_NAME, None), *((n, e.images) for n, e in sets.items())]
-        results: Scores = {}
+        units: list[Unit] = []
+        paths: dict[str, Path] = {}
         for set_name, images in jobs:
             stage = f"utility/{set_name}"
-            key = json_sha256({**base, "set": None if images is None else images.sha256()})
-            path = self.run.path(stage, "utility.json")
+            key = self.fingerprint({**base, "set": None if images is None
+                                    else images.sha256()})
+            paths[set_name] = self.run.path(stage, "utility.json")
             if not self.run.is_done(stage, key):
-                self.on_stage(f"utility of {set_name}")
-                with self.run.stage(stage, key):
-                    scored = (evaluator.baseline_results() if images is None
-                              else evaluator.evaluate_set(set_name, images))
-                    write_json(path, {n: r.to_json() for n, r in scored.items()})
-            results[set_name] = {n: MetricResult.from_json(n, v)
-                                 for n, v in read_json(path).items()}
-        return results
+                units.append(self.unit(stage, key, utility_of, str(self.run.root), stage,
+                                       fit_real, options, set_name, images,
+                                       message=f"utility of {set_name}"))
+        baseline = [u for u in units if u.stage == f"utility/{BASELINE_NAME}"]
+
+        def collect() -> Scores:
+            return {name: {n: MetricResult.from_json(n, v) for n, v in read_json(path).items()}
+                    for name, path in paths.items()}
+
+        return baseline, [u for u in units if u not in baseline], collect
 
     # ----------------------------------------------------------------- stage: results
     def assemble(self, splits: Splits, sets: Mapping[str, SetEntry], metrics: Scores,
@@ -691,24 +945,38 @@ class Pipeline:
         """Run the stages in order; ``stop_after`` ends the run early after that stage
         (``data``, ``generate``, ``features`` or ``score``) so that, e.g., generators can
         be trained now and scored later with ``--resume``. Returns None when stopped, else
-        the contents of ``results.json``."""
+        the contents of ``results.json``.
+
+        The units run in three waves, each handed to the executor at once: the generators
+        and the extractor fits; the real-vs-real floors and the real-only utility arms; every
+        set's metrics and utility. The results, the analysis and the report follow here."""
         _check_stage(stop_after)
         splits = self.prepare_data()
         if stop_after == "data":
             return None
+        first = self.generator_units(splits)
+        if stop_after != "generate":
+            first += self.extractor_units(splits)
+        self.run_units(first)
         sets = self.generate(splits)
         if stop_after == "generate":
             return None
         spaces = self.extract_features(splits)
         if stop_after == "features":
             return None
+        floor_units, set_units, collect_metrics = self.metric_units(splits, sets, spaces)
+        with_utility = stop_after != "score" and self.config["utility"]["protocols"] != []
+        baseline, utility_units, collect_utility = (
+            self.utility_units(splits, sets) if with_utility else ([], [], dict))
         try:
-            metrics, floors = self.score(splits, sets, spaces)
+            self.run_units([*floor_units, *baseline])
+            self.run_units([*set_units, *utility_units])
         finally:  # how much feature extraction this invocation did (0: all cached)
-            self.run.record_run(feature_extractions=spaces.cache.extractions)
+            self.run.record_run(feature_extractions=self.extractions)
+        metrics, floors = collect_metrics()
         if stop_after == "score":
             return None
-        utility = self.utility(splits, sets) if self.config["utility"]["protocols"] != [] else {}
+        utility = collect_utility()
         results = self.write_results(splits, sets, metrics, floors, utility)
         results = self.write_analysis(results)
         self.write_report(results)
@@ -720,22 +988,37 @@ RESULTS = "results.json"
 UTILITY_ARMS = ("utility", "arms")
 
 
-def utility_evaluator(inputs: Inputs, fit_train: ImageSet, *,
-                      cache_dir: str | os.PathLike[str] | None, device: str,
-                      progress: bool = True) -> UtilityEvaluator:
-    """The utility stage's evaluator for a run's inputs: its classifiers train on
-    ``fit_train``, what the generators saw (the training split minus the holdout)."""
-    from synthlens.utility import UtilityConfig, UtilityEvaluator
-
+def utility_inputs(inputs: Inputs, fit_train: ImageSet, *,
+                   cache_dir: str | os.PathLike[str] | None, device: str,
+                   progress: bool = True) -> tuple[RealData, dict[str, Any]]:
+    """What the utility stage's evaluator is built from, for a run's inputs (picklable, so
+    a unit can build it elsewhere): the real data its classifiers train on (``fit_train``,
+    what the generators saw: the training split minus the holdout) and its options."""
     real, config = inputs.real, inputs.config
     settings = dict(config["budget_settings"].get("utility", {}))
     if config["utility"]["protocols"] is not None:
         settings["protocols"] = list(config["utility"]["protocols"])
     fit_real = RealData(real.name, fit_train, real.val, real.test, source=real.source,
                         task=real.task)
-    return UtilityEvaluator(fit_real, config=UtilityConfig.from_dict(settings),
-                            cross_task_data=inputs.cross_task, device=device,
-                            seed=int(config["seed"]), progress=progress, cache_dir=cache_dir)
+    return fit_real, {"config": settings, "cross_task_data": inputs.cross_task,
+                      "device": device, "seed": int(config["seed"]), "progress": progress,
+                      "cache_dir": None if cache_dir is None else str(cache_dir)}
+
+
+def evaluator_of(fit_real: RealData, options: Mapping[str, Any]) -> UtilityEvaluator:
+    """The evaluator :func:`utility_inputs` describes."""
+    from synthlens.utility import UtilityConfig, UtilityEvaluator
+
+    return UtilityEvaluator(fit_real, **{**options, "config": UtilityConfig.from_dict(
+        dict(options["config"]))})
+
+
+def utility_evaluator(inputs: Inputs, fit_train: ImageSet, *,
+                      cache_dir: str | os.PathLike[str] | None, device: str,
+                      progress: bool = True) -> UtilityEvaluator:
+    """The utility stage's evaluator for a run's inputs (:func:`utility_inputs`)."""
+    return evaluator_of(*utility_inputs(inputs, fit_train, cache_dir=cache_dir,
+                                        device=device, progress=progress))
 
 
 def _as_written(results: dict[str, Any]) -> dict[str, Any]:
@@ -764,8 +1047,18 @@ def run(config: Mapping[str, Any], out: str | os.PathLike[str], *, mode: Mode = 
     Returns the run folder."""
     _check_stage(stop_after)  # before anything is written
     inputs = load_inputs(config, given, on_stage=on_stage)
-    folder = RunFolder(out, mode, redo=redo)
+    settings = inputs.settings
+    executor = make_executor(settings.executor, jobs=settings.jobs, threads=settings.threads,
+                             ray_address=settings.ray_address,
+                             device=resolve_device(settings.device)
+                             if settings.executor == "local" else settings.device)
     try:
+        folder = RunFolder(out, mode, redo=redo)
+    except BaseException:
+        executor.close()
+        raise
+    try:
+        folder.record_run(**executor.describe(), threads=settings.threads)
         folder.write_config(inputs.config)
         if given is not None and given.real is not None:
             save_real_data(folder.path(REAL_COPY), inputs.real)
@@ -774,26 +1067,34 @@ def run(config: Mapping[str, Any], out: str | os.PathLike[str], *, mode: Mode = 
                                 for k, v in inputs.user_sets.items()},
                              **{f"privacy.{k}": v.sha256() for k, v in inputs.declared.items()})
         folder.record_seeds(seed=inputs.config["seed"])
-        pipeline = Pipeline(inputs, folder, progress=progress, on_stage=on_stage)
-        results = pipeline.execute(stop_after)
+        pipeline = Pipeline(inputs, folder, progress=progress, on_stage=on_stage,
+                            executor=executor)
+        with unit_threads(settings.threads):  # the driver's own work, and inline units
+            results = pipeline.execute(stop_after)
     except KeyboardInterrupt:
         folder.finish("interrupted")
         raise
     except BaseException:
         folder.finish("failed")
         raise
+    finally:
+        executor.close()
+        _OPEN.clear()  # the extractors and reference that inline units kept
+        _REFERENCE.clear()
     folder.finish("complete" if results is not None else "stopped")
     return folder.root
 
 
 def demo(out: str | os.PathLike[str], *, budget: str = "demo", seed: int = 0,
          device: str = "auto", mode: Mode = "new", progress: bool = True,
-         on_stage: Callable[[str], None] | None = None, fail_if: Sequence[str] = ()) -> Path:
-    """The main job on the built-in phantom data (``fail_if``: gates, as ``--fail-if``)."""
+         on_stage: Callable[[str], None] | None = None, fail_if: Sequence[str] = (),
+         **execution: Any) -> Path:
+    """The main job on the built-in phantom data (``fail_if``: gates, as ``--fail-if``;
+    ``execution``: ``threads``, ``executor``, ``jobs``, ``ray_address``)."""
     from synthlens.config import packaged_config
 
     config = resolve_config(packaged_config("demo"), source="demo", budget=budget, seed=seed,
-                            device=device, fail_if=fail_if)
+                            device=device, fail_if=fail_if, **execution)
     return run(config, out, mode=mode, progress=progress, on_stage=on_stage)
 
 
@@ -804,8 +1105,9 @@ def evaluate(real: str | Mapping[str, Any], synthetic: Mapping[str, Any],
              members: str | None = None, non_members: str | None = None,
              resize: str | None = None, strict: bool | None = None,
              progress: bool = True, on_stage: Callable[[str], None] | None = None,
-             fail_if: Sequence[str] = ()) -> Path:
-    """Score synthetic sets the user brings (no generator training; ``fail_if``: gates).
+             fail_if: Sequence[str] = (), **execution: Any) -> Path:
+    """Score synthetic sets the user brings (no generator training; ``fail_if``: gates;
+    ``execution``: ``threads``, ``executor``, ``jobs``, ``ray_address``).
 
     ``real`` is a dataset spec (as ``--real``) or arrays in the layout of a MedMNIST
     ``.npz``; each synthetic set a path (as ``--synthetic``) or ``{"images", "labels"}``
@@ -840,7 +1142,7 @@ def evaluate(real: str | Mapping[str, Any], synthetic: Mapping[str, Any],
         raw.setdefault("utility", {})["protocols"] = protocols
     try:
         config = resolve_config(raw, source="evaluate", budget=budget, seed=seed,
-                                device=device, fail_if=fail_if)
+                                device=device, fail_if=fail_if, **execution)
     except SettingError as error:  # name the command-line option the value came from
         for prefix, option in _EVALUATE_OPTIONS.items():
             if error.key == prefix or error.key.startswith((f"{prefix}[", f"{prefix}.")):

@@ -79,6 +79,7 @@ class RunFolder:
         self.root = Path(root)
         self.mode = mode
         self.redo = set(redo)
+        self._started: dict[str, float] = {}
         if self.redo and mode != "resume":
             raise InputError("--redo", "reruns stages of an existing run: use it with --resume")
         exists = self.root.exists() and any(self.root.iterdir())
@@ -168,9 +169,26 @@ class RunFolder:
     @contextmanager
     def stage(self, stage: str, key: str, *, output: str | os.PathLike[str] | None = None,
               folder: bool = True) -> Iterator[Path]:
-        """Run a stage: yields its folder (``RUN/<stage>``); marks it done (with ``key``)
-        only on success, and failed on an error (see :meth:`failure`; ``output`` names what
-        it writes, by default its folder).
+        """Run a stage in this process: yields its folder (``RUN/<stage>``); marks it done
+        (with ``key``) only on success, and failed on an error (see :meth:`failure`;
+        ``output`` names what it writes, by default its folder). :meth:`begin`,
+        :meth:`end` and :meth:`fail` are the same steps for a stage that an executor runs
+        elsewhere (:mod:`synthlens.executor`).
+        """
+        path, output = self.begin(stage, key, output=output, folder=folder)
+        try:
+            with self.failure(stage, output):
+                yield path
+        except BaseException:
+            self.manifest["stages"][stage]["status"] = "failed"
+            self._save()
+            raise
+        self.end(stage)
+
+    def begin(self, stage: str, key: str, *, output: str | os.PathLike[str] | None = None,
+              folder: bool = True, **facts: Any) -> tuple[Path, Path]:
+        """Mark ``stage`` running (with ``key`` and ``facts``, e.g. its thread count) and
+        return its folder and the output it writes.
 
         A stage that starts with a different fingerprint than a previous attempt, or that
         is to be redone, starts from an empty folder, so stale files cannot leak into it;
@@ -186,22 +204,35 @@ class RunFolder:
         self.redo.discard(stage)  # once per invocation
         if folder:
             path.mkdir(parents=True, exist_ok=True)
-        output = Path(output) if output is not None else path
-        started = time.perf_counter()
+        out = Path(output) if output is not None else path
+        self._started[stage] = time.perf_counter()
         self.manifest["stages"][stage] = {"fingerprint": key, "status": "running",
                                           "started": _now(),
-                                          "output": output.relative_to(self.root).as_posix()}
+                                          "output": out.relative_to(self.root).as_posix(),
+                                          **facts}
         self._save()
-        try:
-            with self.failure(stage, output):
-                yield path
-        except BaseException:
-            self.manifest["stages"][stage]["status"] = "failed"
-            self._save()
-            raise
+        return path, out
+
+    def end(self, stage: str, **facts: Any) -> None:
+        """Mark ``stage`` done, with ``facts`` (e.g. ``resumed_from``)."""
+        started = self._started.pop(stage, time.perf_counter())
         self.manifest["stages"][stage].update(
-            status="done", finished=_now(), seconds=round(time.perf_counter() - started, 3))
+            status="done", finished=_now(), seconds=round(time.perf_counter() - started, 3),
+            **facts)
         self._save()
+
+    def fail(self, stage: str, error: BaseException) -> StageError | None:
+        """Mark ``stage`` failed with ``error``; the :class:`StageError` to raise (None for
+        an interrupt or an error that already names its input or stage)."""
+        self._started.pop(stage, None)
+        entry = self.manifest["stages"].setdefault(stage, {})
+        entry["status"] = "failed"
+        if isinstance(error, Exception) and not isinstance(error, InputError | StageError):
+            entry["error"] = f"{type(error).__name__}: {error}"
+            self._save()
+            return StageError(stage, self.root / entry.get("output", stage), error)
+        self._save()
+        return None
 
     def finish(self, status: Literal["complete", "stopped", "failed", "interrupted"]) -> None:
         self.manifest["status"] = status
