@@ -94,7 +94,7 @@ def test_resolved_config_is_typed_and_round_trips_through_config_yaml():
     # params and sample stay as written: they enter the generator stage's fingerprint
     assert plain["generators"][1] == {"name": "small", "family": "ddpm",
                                       "params": {"channel_mults": [1, 2]}, "sample": {}}
-    assert plain["metrics"] == {"names": ["fid", "recall"], "k": 5}
+    assert plain["metrics"] == {"names": ["fid", "recall"], "k": 5, "neighbourhood": "closed"}
     assert list(plain)[-1] == "budget_settings" and "budget_overrides" not in plain
     assert dict(config) == plain and config["generators"] == plain["generators"]
     assert RunConfig.from_resolved(plain, source="config.yaml") == config
