@@ -437,11 +437,11 @@ class RunConfig(Mapping[str, Any]):
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     utility: UtilitySection = field(default_factory=UtilitySection)
     gates: tuple[str, ...] = ()
-    budget_settings: BudgetSettings = field(default_factory=BudgetSettings)
     threads: int = 1
     executor: str = "local"
     jobs: int | str = "auto"
     ray_address: str | None = None
+    budget_settings: BudgetSettings = field(default_factory=BudgetSettings)
     #: Where the config came from (a path, ``demo``...), for the messages.
     source: str = field(default="<config>", compare=False, metadata=INTERNAL)
 
