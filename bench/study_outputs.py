@@ -33,9 +33,6 @@ def copy_outputs(run: Path, target: Path) -> list[Path]:
         if not source.exists():
             raise SystemExit(f"study_outputs: {source} is missing; is the run finished?")
         copied.append(Path(shutil.copy2(source, target / source.name)))
-    for name in sorted(p.name for p in figures.glob("samples_*.png")):
-        if name not in KEY_FIGURES:
-            copied.append(Path(shutil.copy2(figures / name, target / name)))
     total = sum(p.stat().st_size for p in target.rglob("*") if p.is_file())
     if total > LIMIT_BYTES:
         raise SystemExit(f"study_outputs: {target} holds {total / 2**20:.1f} MB, over 10 MB")

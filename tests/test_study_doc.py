@@ -119,3 +119,19 @@ def test_committed_outputs_are_complete_and_small() -> None:
     assert "CC BY 4.0" in licence and "MedMNIST" in licence
     readme = (DOCS.parent / "README.md").read_text(encoding="utf-8")
     assert "docs/study.md" in readme and "docs/study/pneumoniamnist/" in readme
+
+
+def test_committed_study_report_renders_with_every_set_in_the_privacy_audit(tmp_path: Path
+                                                                          ) -> None:
+    from test_report_browser import check_report_in_browser
+
+    page = RESULTS.parent / "report.html"
+    out = check_report_in_browser(page, tmp_path)
+    html = page.read_text(encoding="utf-8")
+    assert out["images"] == html.count("<img ")
+    results = json.loads(RESULTS.read_text(encoding="utf-8"))
+    audit = html.split('id="privacy"', 1)[1].split("</section>", 1)[0]
+    assert "<img " in audit  # the audit chart: copy / real / non-real share of every set
+    for name, entry in results["sets"].items():
+        if entry["kind"] in ("generated", "reference"):
+            assert name in audit, name
