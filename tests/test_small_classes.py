@@ -51,7 +51,7 @@ def test_run_completes_on_breastmnist(shared_data, tmp_path: Path, capsys) -> No
     code = main(["run", str(config), "--device", "cpu", "--out", str(out), "--quiet"])
     assert code == 0, capsys.readouterr().err
     results = json.loads((out / "results.json").read_text())
-    assert results["dataset"]["class_counts"]["train"][0] < 150  # the small class
+    assert results["dataset"]["counts"]["train"][0] < 150  # the small class
     gain = results["sets"]["cvae"]["metrics"]["utility.augment.gain_auroc"]
     assert gain["value"] is not None
     assert (out / "report.html").is_file()
