@@ -73,10 +73,11 @@ def run_demo(out: Path, budget: str, policy: str, cores: int, busy: bool) -> dic
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     finally:
         wall = time.perf_counter() - start
+        # Read the children's CPU before the spinner is reaped, so its time is not counted.
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
         if spinner is not None:
             stop.set()
             spinner.join()
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     results = json.loads((folder / "results.json").read_text(encoding="utf-8"))
     return {"policy": policy, "load": "busy" if busy else "idle", "wall_s": round(wall, 1),
