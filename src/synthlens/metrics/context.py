@@ -29,7 +29,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 
 from synthlens.metrics.base import UNDEFINED_FOR_CLASS, Direction, MetricResult, PerClass
-from synthlens.metrics.moments import Gaussian
+from synthlens.metrics.moments import Gaussian, InnerProducts
 from synthlens.metrics.reference import RealReference, SetNeighbourhoods
 from synthlens.stats import percentile_ci
 
@@ -67,7 +67,20 @@ class EvaluationContext:
     @cached_property
     def neighbourhoods(self) -> SetNeighbourhoods:
         assert self.reference is not None and self.features is not None
-        return self.reference.compare(self.features, self.labels, per_class=self.per_class)
+        return self.reference.compare(self.features, self.labels, per_class=self.per_class,
+                                      products=self.products)
+
+    @cached_property
+    def products(self) -> InnerProducts | None:
+        """The set's inner products, shared by the sweeps and the moment metrics in a
+        high-dimensional space (``None`` elsewhere: see
+        :meth:`~synthlens.metrics.reference.RealReference.set_products`)."""
+        given = self.__dict__.get("neighbourhoods")
+        if given is not None and given.products is not None:
+            return given.products
+        if self.reference is None or self.features is None:
+            return None
+        return self.reference.set_products(self.features)
 
     @cached_property
     def moments(self) -> Gaussian:

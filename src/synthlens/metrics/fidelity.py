@@ -15,7 +15,14 @@ import numpy as np
 
 from synthlens.metrics.base import MetricResult
 from synthlens.metrics.context import EvaluationContext, SetMetric
-from synthlens.metrics.moments import Gaussian, frechet, gram, high_dimensional, row_block
+from synthlens.metrics.moments import (
+    Gaussian,
+    InnerProducts,
+    frechet,
+    gram,
+    high_dimensional,
+    row_block,
+)
 from synthlens.metrics.reference import RealReference
 
 # ---------------------------------------------------------------------------------------------
@@ -68,12 +75,13 @@ class FID(SetMetric):
                          "singular covariance, FID biased upward; compare only at equal N")
             warnings.warn(f"fid: {warns[-1]}", RuntimeWarning, stacklevel=3)
         real = ref.moments()  # cached with its covariance square root
-        value = frechet(real, ctx.moments)
+        products = ctx.products  # shared inner products in a high-dimensional space
+        value = frechet(real, ctx.moments, products)
         ci = self.replicates(ctx, lambda rng: frechet(
-            real, Gaussian.fit(x, rng.integers(0, ctx.n, ctx.n))))
+            real, Gaussian.fit(x, rng.integers(0, ctx.n, ctx.n)), products))
 
         def per_class(label: int, mask: np.ndarray) -> float:
-            return frechet(ref.moments(label), Gaussian.fit(x, np.flatnonzero(mask)))
+            return frechet(ref.moments(label), Gaussian.fit(x, np.flatnonzero(mask)), products)
 
         return self.result(ctx, value, ci=ci,
                            per_class=self.per_class(ctx, per_class, over="real", min_n=2,
@@ -144,6 +152,7 @@ def _offdiag_mean(k: np.ndarray) -> float:
 def kid(real: np.ndarray, synthetic: np.ndarray, *, subsets: int = 100,
         subset_size: int = 1000, seed: int = 0, degree: int = 3, gamma: float | None = None,
         coef0: float = 1.0, precision: str = "float64",
+        products: InnerProducts | None = None,
         _real_terms: dict[int, tuple[np.ndarray, float]] | None = None
         ) -> tuple[float, float, np.ndarray]:
     """Unbiased polynomial-kernel MMD² over random subsets: ``(mean, std, per-subset values)``.
@@ -153,7 +162,9 @@ def kid(real: np.ndarray, synthetic: np.ndarray, *, subsets: int = 100,
     real-real kernel terms can be cached across synthetic sets (``_real_terms``).
     ``precision`` is that of the inner products (see :func:`polynomial_kernel`); kernel
     values and sums are float64 either way. In high-dimensional spaces the subsets gather
-    their inner products from whole matrices computed once (see :func:`_kid_grams`).
+    their inner products from whole matrices computed once (see :func:`_kid_grams`), or
+    from ``products``, the float64 inner products shared with the other metrics (then
+    ``precision`` does not apply: they are float64).
     """
     m = min(subset_size, real.shape[0], synthetic.shape[0])
     if m < 2:
@@ -161,7 +172,11 @@ def kid(real: np.ndarray, synthetic: np.ndarray, *, subsets: int = 100,
     rng_real = np.random.default_rng([seed, 0])
     rng_syn = np.random.default_rng([seed, 1])
     real_missing = _real_terms is None or any(i not in _real_terms for i in range(subsets))
-    grams = _kid_grams(real, synthetic, subsets, m, precision, real_missing)
+    if products is not None:
+        grams = {"rs": products(real, synthetic), "ss": products(synthetic),
+                 "rr": products(real) if real_missing else None}
+    else:
+        grams = _kid_grams(real, synthetic, subsets, m, precision, real_missing)
     g = 1.0 / real.shape[1] if gamma is None else gamma
 
     def kernel(which: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -228,11 +243,13 @@ class KID(SetMetric):
             warns = [f"subset size {m} < {size} (N is small): KID is noisier and not comparable "
                      f"to values computed with {size}"]
             warnings.warn(f"kid: {warns[0]}", RuntimeWarning, stacklevel=3)
-        cache = ref.cached(("kid_real", ctx.seed, m, self.precision), dict)
+        products = ctx.products  # shared float64 inner products in a high-dimensional space
+        precision = self.precision if products is None else "float64"
+        cache = ref.cached(("kid_real", ctx.seed, m, precision), dict)
         mean, std, _ = kid(ref.features_, x, subsets=self.subsets, subset_size=m, seed=ctx.seed,
-                           precision=self.precision, _real_terms=cache)
+                           precision=precision, products=products, _real_terms=cache)
         return self.result(ctx, mean, std=std, subsets=self.subsets, subset_size=m,
-                           inner_products=self.precision, warnings=warns)
+                           inner_products=precision, warnings=warns)
 
 
 # ---------------------------------------------------------------------------------------------

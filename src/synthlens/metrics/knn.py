@@ -162,13 +162,22 @@ def scores_to_distances(scores: np.ndarray, distance: str, code_length: int = 1)
 class _Points:
     """A validated 2-D set, or the rows ``rows`` of one (read in place, never copied whole),
     with identical rows grouped (``unique`` rows carry a count). Indices are the set's own
-    (0..n-1), whether or not it is a subset."""
+    (0..n-1), whether or not it is a subset.
 
-    def __init__(self, x: np.ndarray, rows: np.ndarray | None = None) -> None:
+    Built by :meth:`NeighbourEngine.points` once per array, a set serves every sweep it is
+    in: :meth:`subset` groups a class from the whole array's groups (no second hash), and
+    the rows' squared norms (:meth:`array_norms`) are computed once.
+    """
+
+    def __init__(self, x: np.ndarray, rows: np.ndarray | None = None, *,
+                 groups: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+                 parent: _Points | None = None) -> None:
         self.x = x
         self.rows = rows
+        self.parent = parent
+        self._norms: np.ndarray | None = None
         n = self.n
-        first, inverse, counts = _group_identical_rows(x, rows=rows)
+        first, inverse, counts = groups or _group_identical_rows(x, rows=rows)
         self.has_duplicates = len(first) < n
         if self.has_duplicates:
             self.first, self.inverse, self.counts = first, inverse, counts
@@ -185,6 +194,27 @@ class _Points:
             self.order = self.first
             self.starts = self.first
             self.rank_in_group = np.zeros(n, dtype=np.int64)
+
+    def subset(self, rows: np.ndarray) -> _Points:
+        """The rows ``rows`` of this whole-array set, grouped from its groups."""
+        if self.rows is not None:
+            raise ValueError("subset() selects rows of a whole array, not of a subset")
+        lowest = self.first[self.inverse][rows]  # equal for identical rows
+        return _Points(self.x, rows, groups=_groups_of_labels(lowest), parent=self)
+
+    def array_norms(self) -> np.ndarray:
+        """Float64 squared norms of every row of the whole array (computed once)."""
+        if self.parent is not None:
+            return self.parent.array_norms()
+        if self._norms is None:
+            n, d = self.x.shape
+            norms = np.empty(n)
+            step = max(1, _CONVERT_BYTES // (8 * max(d, 1)))
+            for s in range(0, n, step):
+                part = np.asarray(self.x[s:s + step], dtype=np.float64)
+                norms[s:s + part.shape[0]] = np.einsum("ij,ij->i", part, part)
+            self._norms = norms
+        return self._norms
 
     @property
     def n(self) -> int:
@@ -252,16 +282,31 @@ def _group_identical_rows(x: np.ndarray, block: int | None = None,
     label = np.empty(n, dtype=np.int64)  # provisional group label: lowest index in the group
     ends = np.r_[starts[1:], n]
     label[order] = order[np.repeat(starts, ends - starts)]
+    step = max(1, (32 << 20) // (4 * max(n_words, 1)))  # rows compared at a time: 32 MB
     for a, b in zip(starts[ends - starts > 1], ends[ends - starts > 1], strict=True):
-        members = order[a:b]  # equal hashes: confirm bitwise equality (collisions are rare)
-        words = _row_words(x, rows, members)
-        _, first_pos, inv = np.unique(words, axis=0, return_index=True, return_inverse=True)
-        label[members] = members[first_pos][inv.ravel()]
-    # Number groups by first appearance.
-    is_first = label == np.arange(n)
-    group_of_first = np.cumsum(is_first) - 1
-    inverse = group_of_first[label]
-    first = np.flatnonzero(is_first)
+        # Equal hashes: confirm bitwise equality (collisions are rare). Members ascend (a
+        # stable sort), so each pass takes the lowest pending row and every row equal to it;
+        # a collapsed set (thousands of identical rows) takes one pass, in 32 MB chunks.
+        pending = order[a:b]
+        while pending.size:
+            head = _row_words(x, rows, pending[:1])[0]
+            same = np.empty(pending.size, dtype=bool)
+            for s in range(0, pending.size, step):
+                same[s:s + step] = (_row_words(x, rows, pending[s:s + step]) == head).all(axis=1)
+            label[pending[same]] = pending[0]
+            pending = pending[~same]
+    return _groups_of_labels(label)
+
+
+def _groups_of_labels(label: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(first, inverse, counts)`` of rows labelled equal when identical: groups numbered by
+    first appearance, each represented by its lowest index."""
+    _, first_pos, inv = np.unique(label, return_index=True, return_inverse=True)
+    by_appearance = np.argsort(first_pos, kind="stable")
+    rank = np.empty_like(by_appearance)
+    rank[by_appearance] = np.arange(len(by_appearance))
+    inverse = rank[inv.ravel()]
+    first = first_pos[by_appearance]
     counts = np.bincount(inverse, minlength=len(first))
     return first.astype(np.int64), inverse.astype(np.int64), counts.astype(np.int64)
 
@@ -347,6 +392,69 @@ class _FloatSpace:
         # numpy's pairwise row sum: the same rounding for a pair wherever its rows sit in
         # memory, so a distance compared with a radius computed elsewhere matches it bitwise.
         return diff.sum(axis=1)
+
+
+class _ProductSpace:
+    """Euclidean scores read from precomputed float64 inner products (``NeighbourEngine.sweep``
+    with ``inner_products``): ``‖a‖² + ‖b‖² − 2 a·b``, one gather per tile, no product.
+
+    In a space with more dimensions than points the products are the cost of every sweep
+    and of the moment metrics alike, so they are computed once (see
+    :class:`~synthlens.metrics.moments.InnerProducts`) and each sweep, each class and each
+    metric reads them. Blocks are the rows' indices into the two arrays, norms are
+    computed from the rows in float64, and the tile entries carry float64 BLAS rounding of
+    the *uncentred* rows, which :meth:`error_constant` bounds as for float64 tiles.
+    """
+
+    exact_tiles = False
+    dtype = torch.float64
+
+    def __init__(self, products: np.ndarray, device: torch.device) -> None:
+        self.products = products
+        self.device = device
+        self.distance: DistanceName = "euclidean"
+        self.code_length = 1
+
+    def fit_center(self, sets: Sequence[_Points], block: int) -> None:
+        pass  # the products are of the rows as they are
+
+    def block(self, points: _Points, start: int, stop: int) -> tuple[torch.Tensor, np.ndarray]:
+        index = points.first[start:stop]
+        if points.rows is not None:
+            index = points.rows[index]
+        norms = points.array_norms()[index]
+        return torch.from_numpy(np.ascontiguousarray(index)), norms
+
+    def error_constant(self, dim: int) -> float:
+        # Each product and each norm is a float64 sum of `dim` terms in some order (2·dim·u
+        # of (‖a‖ + ‖b‖)² together), plus the final additions.
+        return 1.05 * (2 * dim + 40) * 2.0**-53
+
+    def tile(self, q: torch.Tensor, q_norms: torch.Tensor, r: torch.Tensor,
+             r_norms: torch.Tensor) -> torch.Tensor:
+        g = torch.from_numpy(self._gather(q.numpy(), r.numpy())).to(self.device)
+        s = g.mul_(-2.0).add_(q_norms[:, None]).add_(r_norms[None, :])
+        return s.clamp_(min=0.0)
+
+    def _gather(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """A new C-ordered array of the products of ``rows`` by ``cols`` (runs of consecutive
+        indices, the usual case, are sliced rather than gathered)."""
+        def run(index: np.ndarray) -> slice | np.ndarray:
+            if len(index) and index[-1] - index[0] == len(index) - 1 and (
+                    len(index) < 2 or bool((np.diff(index) == 1).all())):
+                return slice(int(index[0]), int(index[-1]) + 1)
+            return index
+
+        a, b = run(rows), run(cols)
+        if isinstance(a, slice) or isinstance(b, slice):
+            part = self.products[a, b]
+            return np.array(part, dtype=np.float64, order="C", copy=True)
+        return np.ascontiguousarray(self.products[np.ix_(a, b)], dtype=np.float64)
+
+    def exact(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        diff = np.subtract(a, b, dtype=np.float64)
+        diff *= diff
+        return diff.sum(axis=1)  # as _FloatSpace.exact: the same rounding for the same pair
 
 
 class _HammingSpace:
@@ -470,7 +578,10 @@ class NeighbourEngine:
             raise InputError(source, "cosine distance is undefined for all-zero feature rows")
         return x
 
-    def _space(self, sets: Sequence[_Points]) -> _FloatSpace | _HammingSpace:
+    def _space(self, sets: Sequence[_Points], products: np.ndarray | None = None
+               ) -> _FloatSpace | _HammingSpace | _ProductSpace:
+        if products is not None:
+            return _ProductSpace(products, self.device)
         if self.distance == "hamming":
             n_codes = max(p.max_value() for p in sets) + 1
             return _HammingSpace(self.device, n_codes, sets[0].dim)
@@ -478,30 +589,38 @@ class NeighbourEngine:
         dtype = torch.float32 if self.precision == "float32" and not wide else torch.float64
         return _FloatSpace(self.distance, dtype, self.device)
 
+    def points(self, x: np.ndarray, source: str = "features") -> _Points:
+        """``x`` validated, with its identical rows grouped, for several sweeps (pass it as
+        ``query`` or ``reference``; ``query_rows``/``reference_rows`` then select from it
+        without hashing again)."""
+        return self._points(x, source)
+
     def _points(self, x: np.ndarray | _Points, source: str,
                 rows: np.ndarray | None = None) -> _Points:
         if isinstance(x, _Points):
-            return x
+            return x if rows is None else x.subset(self._rows(rows, x.x.shape[0], source))
         x = self.validate(x, source)
-        if rows is not None:
-            rows = np.asarray(rows)
-            if (rows.ndim != 1 or rows.size == 0 or not np.issubdtype(rows.dtype, np.integer)
-                    or rows.min() < 0 or rows.max() >= x.shape[0]):
-                raise InputError(source, f"rows must be a non-empty 1-D array of indices below "
-                                         f"{x.shape[0]}")
-            rows = rows.astype(np.int64)
-        return _Points(x, rows)
+        return _Points(x, None if rows is None else self._rows(rows, x.shape[0], source))
+
+    @staticmethod
+    def _rows(rows: np.ndarray, n: int, source: str) -> np.ndarray:
+        rows = np.asarray(rows)
+        if (rows.ndim != 1 or rows.size == 0 or not np.issubdtype(rows.dtype, np.integer)
+                or rows.min() < 0 or rows.max() >= n):
+            raise InputError(source, f"rows must be a non-empty 1-D array of indices below {n}")
+        return rows.astype(np.int64)
 
     # -- public API ----------------------------------------------------------------------------
 
     def knn(self, query: np.ndarray, reference: np.ndarray | None = None, k: int = 5, *,
             query_rows: np.ndarray | None = None,
-            reference_rows: np.ndarray | None = None) -> Neighbours:
+            reference_rows: np.ndarray | None = None,
+            inner_products: np.ndarray | None = None) -> Neighbours:
         """The ``k`` nearest reference points of each query; ``reference=None`` means the query
         set itself, each point excluding itself (but not its duplicates, which are at 0).
-        ``query_rows``/``reference_rows``: see :meth:`sweep`."""
+        ``query_rows``/``reference_rows``/``inner_products``: see :meth:`sweep`."""
         sweep = self.sweep(query, reference, k=k, query_rows=query_rows,
-                           reference_rows=reference_rows)
+                           reference_rows=reference_rows, inner_products=inner_products)
         assert sweep.neighbours is not None
         return sweep.neighbours
 
@@ -510,7 +629,8 @@ class NeighbourEngine:
               query_balls: Sequence[Ball] = (), realism_radii: np.ndarray | None = None,
               query_name: str = "query", reference_name: str = "reference",
               query_rows: np.ndarray | None = None,
-              reference_rows: np.ndarray | None = None) -> Sweep:
+              reference_rows: np.ndarray | None = None,
+              inner_products: np.ndarray | None = None) -> Sweep:
         """One pass of ``query`` against ``reference`` (``None``: the query set, self excluded).
 
         ``k``: nearest reference points per query. ``reference_nearest``: the nearest query of
@@ -522,6 +642,10 @@ class NeighbourEngine:
         ``query_rows`` / ``reference_rows``: sweep only these rows of the arrays (e.g. one
         class), read in place; results are indexed like the selected rows, exactly as for
         ``query[query_rows]`` (the same numbers, without copying the rows).
+        ``inner_products``: the float64 matrix ``query @ reference.T`` of the whole arrays
+        (``query @ query.T`` without a reference), Euclidean distance only; tiles are then
+        read from it instead of computed (see :class:`_ProductSpace`), with the same exact
+        results.
         """
         self_mode = reference is None
         if self_mode and reference_rows is not None:
@@ -538,6 +662,13 @@ class NeighbourEngine:
         if k < 0 or k > available:
             raise InputError(reference_name, f"needs more than k={k} points for the k nearest "
                                              f"neighbours, has {available}")
+        if inner_products is not None:
+            n_ref = q.x.shape[0] if self_mode else r.x.shape[0]
+            if self.distance != "euclidean":
+                raise ValueError("inner_products are for the euclidean distance")
+            if inner_products.shape != (q.x.shape[0], n_ref):
+                raise ValueError(f"inner_products must have shape ({q.x.shape[0]}, {n_ref}), "
+                                 f"got {inner_products.shape}")
         balls_r = [self._unique_radii(b, r, reference_name) for b in reference_balls]
         balls_q = [self._unique_radii(b, q, query_name) for b in query_balls]
         realism = None
@@ -545,7 +676,7 @@ class NeighbourEngine:
             realism = self._unique_radii(Ball(np.asarray(realism_radii, np.float64)), r,
                                          reference_name).radii
         return _SweepRun(self, q, r, self_mode, k, reference_nearest, balls_r, balls_q,
-                         realism).run()
+                         realism, inner_products).run()
 
     @staticmethod
     def _unique_radii(ball: Ball, points: _Points, source: str) -> Ball:
@@ -564,14 +695,14 @@ class _SweepRun:
 
     def __init__(self, engine: NeighbourEngine, q: _Points, r: _Points, self_mode: bool, k: int,
                  reference_nearest: bool, balls_r: list[Ball], balls_q: list[Ball],
-                 realism: np.ndarray | None) -> None:
+                 realism: np.ndarray | None, products: np.ndarray | None = None) -> None:
         self.e = engine
         self.q, self.r, self.self_mode = q, r, self_mode
         self.k = k
         self.want_ref_nearest = reference_nearest
         self.balls_r, self.balls_q = balls_r, balls_q
         self.realism = realism
-        self.space = engine._space([q] if self_mode else [q, r])
+        self.space = engine._space([q] if self_mode else [q, r], products)
         self.dense_balls: dict[str, bool] = {}
         self.stats: dict[str, float] = {"tiles": 0, "exact_rechecks": 0, "fallback_rows": 0,
                                         "tile_s": 0.0, "reduce_s": 0.0, "exact_s": 0.0}
@@ -584,6 +715,9 @@ class _SweepRun:
         # Bytes per tile entry: the tile, its difference to the radii, masks, float counts.
         entry_bytes = 20
         if isinstance(self.space, _HammingSpace) and not self.space.one_hot:
+            entry_bytes += 16
+        if isinstance(self.space, _ProductSpace):
+            d = 1  # a block is its rows' indices; a tile gathers float64 products, then adds
             entry_bytes += 16
         # The converted reference is kept whole when it fits in half the budget (it is reused
         # by every query block); otherwise it is converted block by block.
@@ -602,7 +736,7 @@ class _SweepRun:
         if self_mode:  # symmetric sweeps need the same blocks on both sides
             self.bq = self.br = min(self.bq, self.br)
         # Exact rechecks gather pairs of float64 rows (and their difference) in chunks.
-        self.pair_chunk = max(16, int(budget / 16 / (max(d, 1) * 8 * 3)))
+        self.pair_chunk = max(16, int(budget / 16 / (max(q.dim, 1) * 8 * 3)))
 
     # -- exact recomputation ---------------------------------------------------------------------
 
@@ -645,8 +779,9 @@ class _SweepRun:
             rb, rn = space.block(r, s, min(s + self.br, r.n_unique))
             r_norm2_parts.append(rn)
             if self.cache_ref:
-                r_blocks.append((rb, torch.as_tensor(rn, dtype=rb.dtype if rb.is_floating_point()
-                                                     else torch.float32, device=dev)))
+                r_blocks.append((rb, torch.as_tensor(
+                    rn, dtype=rb.dtype if rb.is_floating_point()
+                    else getattr(space, "dtype", torch.float32), device=dev)))
         q_norm2 = (np.concatenate(r_norm2_parts) if self.self_mode else
                    np.concatenate([space.block(q, s, min(s + self.br, q.n_unique))[1]
                                    for s in range(0, q.n_unique, self.br)]))

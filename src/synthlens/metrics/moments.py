@@ -18,13 +18,21 @@ form FID has always used (so values in the usual spaces are unchanged), and othe
 its mean and a view of the rows (never a copy), centring blocks of columns in float64 when
 a product needs them. :func:`gram` is the one blockwise inner-product routine: FID's cross
 products, the Vendi score's similarity matrix and KID's kernels in high dimensions.
+
+In such a space every metric of one set is a function of the inner products of the sets
+involved (real training, held-out real, synthetic): the k-NN sweeps (squared distances are
+‖a‖² + ‖b‖² − 2a·b), FID (the centred cross product is the raw one with rank-one
+corrections), KID (a kernel of the inner products) and the Vendi score (their cosine
+normalisation). :class:`InnerProducts` computes each such N×M matrix once, in float64,
+and every metric reads it (see :func:`shares_products` for when), so the O(N·M·d) work is
+done once per pair of sets instead of once per metric and per class.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from functools import cached_property
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from scipy.linalg.blas import get_blas_funcs
@@ -60,6 +68,99 @@ def psd_sqrt(cov: np.ndarray) -> np.ndarray:
     cov = (cov + cov.T) / 2
     vals, vecs = np.linalg.eigh(cov)
     return (vecs * np.sqrt(np.clip(vals, 0.0, None))) @ vecs.T
+
+
+PRODUCTS_BYTES = 512 * 2**20
+"""Largest inner-product matrix :class:`InnerProducts` keeps (8,192 × 8,192 in float64)."""
+
+
+def shares_products(d: int, *sizes: int) -> bool:
+    """Whether sets of these sizes in ``d`` dimensions share their inner products.
+
+    In a high-dimensional space (``d`` above :data:`DIRECT_MAX_DIM`) where no set has more
+    rows than dimensions and each matrix fits :data:`PRODUCTS_BYTES`: there a matrix of
+    inner products costs less than the d-dimensional work every metric would repeat.
+    """
+    largest = max(sizes)
+    return high_dimensional(d) and largest <= d and largest * largest * 8 <= PRODUCTS_BYTES
+
+
+class InnerProducts:
+    """Float64 inner products ``X Yᵀ`` of feature arrays, each pair computed once by
+    :func:`gram` and shared by every metric (see the module docstring).
+
+    Arrays are recognised by identity (the object keeps them alive, so an identity is never
+    reused while it is cached); ``parent`` supplies pairs cached higher up (the real
+    training set's own products, shared by every synthetic set). ``products(x, y)`` is the
+    matrix of ``x``'s rows by ``y``'s rows (a transposed view where ``(y, x)`` was computed);
+    ``products(x)`` is ``x``'s own (symmetric, half the cost).
+    """
+
+    def __init__(self, parent: InnerProducts | None = None) -> None:
+        self.parent = parent
+        self._pairs: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+
+    def _find(self, x: np.ndarray, y: np.ndarray) -> np.ndarray | None:
+        node: InnerProducts | None = self
+        while node is not None:
+            hit = node._pairs.get((id(x), id(y)))
+            if hit is not None and hit[0] is x and hit[1] is y:
+                return hit[2]
+            hit = node._pairs.get((id(y), id(x)))
+            if hit is not None and hit[0] is y and hit[1] is x:
+                return hit[2].T
+            node = node.parent
+        return None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"parent": self.parent, "pairs": list(self._pairs.values())}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # Identities differ in another process: key the pairs by the unpickled arrays (a
+        # pickle keeps one object per array, so the owner's arrays are these same objects).
+        self.parent = state["parent"]
+        self._pairs = {(id(x), id(y)): (x, y, m) for x, y, m in state["pairs"]}
+
+    def __call__(self, x: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
+        y = x if y is None else y
+        found = self._find(x, y)
+        if found is None:
+            found = gram(x) if y is x else gram(x, y)
+            self._pairs[(id(x), id(y))] = (x, y, found)
+        return found
+
+    def holds(self, x: np.ndarray, y: np.ndarray | None = None) -> bool:
+        """Whether the product is already cached (here or in a parent)."""
+        return self._find(x, x if y is None else y) is not None
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the matrices cached here (not in the parent)."""
+        return sum(m.nbytes for _, _, m in self._pairs.values())
+
+
+def centred_products(raw: np.ndarray, x: np.ndarray, y: np.ndarray, x_mean: np.ndarray,
+                     y_mean: np.ndarray, x_rows: np.ndarray | None = None,
+                     y_rows: np.ndarray | None = None) -> np.ndarray:
+    """``(X − μx)(Y − μy)ᵀ`` from the raw products ``raw = X Yᵀ`` of the whole arrays (rows
+    ``x_rows`` and ``y_rows`` selected): ``x·y − x·μy − μx·y + μx·μy`` (float64, a new
+    array; the two matrix-vector products read the rows blockwise)."""
+    out = raw if x_rows is None and y_rows is None else raw[
+        np.ix_(np.arange(raw.shape[0]) if x_rows is None else x_rows,
+               np.arange(raw.shape[1]) if y_rows is None else y_rows)]
+    out = np.array(out, dtype=np.float64, copy=True)
+    out -= _dot_rows(x, x_rows, y_mean)[:, None]
+    out -= _dot_rows(y, y_rows, x_mean)[None, :]
+    out += float(x_mean @ y_mean)
+    return out
+
+
+def _dot_rows(x: np.ndarray, rows: np.ndarray | None, v: np.ndarray) -> np.ndarray:
+    n = x.shape[0] if rows is None else len(rows)
+    out = np.empty(n)
+    for s, e in _row_blocks(n, x.shape[1]):
+        out[s:e] = np.asarray(_take(x, rows, s, e), dtype=np.float64) @ v
+    return out
 
 
 def high_dimensional(d: int) -> bool:
@@ -157,8 +258,12 @@ class Gaussian:
         return mean_cov(x)[1]
 
 
-def trace_sqrt_product(g1: Gaussian, g2: Gaussian) -> float:
+def trace_sqrt_product(g1: Gaussian, g2: Gaussian,
+                       products: InnerProducts | None = None) -> float:
     """``tr (Σ₁Σ₂)^½`` in whichever form costs least (see the module docstring).
+
+    Two sets of rows: the centred cross product, from ``products`` (the raw inner products
+    of the two arrays, shared with the other metrics) when given, else by :func:`gram`.
 
     Two covariances: Σ₁Σ₂ is similar to the symmetric PSD matrix A Σ₂ A with A = Σ₁^½ (kept
     with ``g1``), so the trace is the sum of square roots of its eigenvalues, found stably by
@@ -177,8 +282,12 @@ def trace_sqrt_product(g1: Gaussian, g2: Gaussian) -> float:
             y += block @ matrix.sqrt[cols]
         vals = np.linalg.eigvalsh(y @ y.T)
         return float(np.sqrt(np.clip(vals, 0.0, None)).sum() / np.sqrt(max(rows.n - 1, 1)))
-    cross = gram(g1.data, g2.data, x_rows=g1.rows, y_rows=g2.rows,
-                 x_shift=g1.mean, y_shift=g2.mean)
+    if products is not None:
+        cross = centred_products(products(g1.data, g2.data), g1.data, g2.data, g1.mean,
+                                 g2.mean, g1.rows, g2.rows)
+    else:
+        cross = gram(g1.data, g2.data, x_rows=g1.rows, y_rows=g2.rows,
+                     x_shift=g1.mean, y_shift=g2.mean)
     # Singular values as square roots of the eigenvalues of the smaller of CᵀC and CCᵀ, as
     # the covariance form does with A Σ₂ A (an SVD of C costs about three times more).
     small = cross.T @ cross if cross.shape[1] <= cross.shape[0] else cross @ cross.T
@@ -188,10 +297,11 @@ def trace_sqrt_product(g1: Gaussian, g2: Gaussian) -> float:
                  / np.sqrt(max(g1.n - 1, 1) * max(g2.n - 1, 1)))
 
 
-def frechet(g1: Gaussian, g2: Gaussian) -> float:
-    """``‖μ₁ − μ₂‖² + tr Σ₁ + tr Σ₂ − 2 tr (Σ₁Σ₂)^½`` in float64 (clipped at 0)."""
+def frechet(g1: Gaussian, g2: Gaussian, products: InnerProducts | None = None) -> float:
+    """``‖μ₁ − μ₂‖² + tr Σ₁ + tr Σ₂ − 2 tr (Σ₁Σ₂)^½`` in float64 (clipped at 0); ``products``:
+    see :func:`trace_sqrt_product`."""
     diff = g1.mean - g2.mean
-    value = diff @ diff + g1.trace + g2.trace - 2 * trace_sqrt_product(g1, g2)
+    value = diff @ diff + g1.trace + g2.trace - 2 * trace_sqrt_product(g1, g2, products)
     return float(max(value, 0.0))
 
 

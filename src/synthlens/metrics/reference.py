@@ -23,7 +23,7 @@ import numpy as np
 
 from synthlens.data.dataset import validate_labels
 from synthlens.errors import InputError
-from synthlens.metrics.moments import Gaussian
+from synthlens.metrics.moments import Gaussian, InnerProducts, shares_products
 
 if TYPE_CHECKING:
     from synthlens.metrics.knn import DistanceName, Neighbours
@@ -63,6 +63,9 @@ class SetNeighbourhoods:
     per_class: dict[Any, SetNeighbourhoods] = field(default_factory=dict)
     """Class-conditional neighbourhoods (synthetic class c vs real class c), by label."""
     stats: dict[str, int] = field(default_factory=dict)
+    products: InnerProducts | None = None
+    """The inner products the sweeps read (high-dimensional spaces, see
+    :meth:`RealReference.set_products`), for the moment metrics to reuse."""
 
     @property
     def copy(self) -> np.ndarray:
@@ -105,7 +108,8 @@ class RealReference:
     ``holdout_``, ``holdout_labels_``, ``neighbours_`` (real-vs-real k-NN, self excluded),
     ``radii_`` (k-th neighbour scores), ``nn1_`` (nearest-neighbour scores),
     ``holdout_neighbours_`` (holdout-to-train k-NN), ``class_indices_`` and
-    ``class_neighbours_`` (within-class k-NN).
+    ``class_neighbours_`` (within-class k-NN), ``products_`` (the real sets' inner products
+    in a high-dimensional Euclidean space, else ``None``: see :meth:`set_products`).
     """
 
     def __init__(self, k: int = 5, distance: DistanceName = "euclidean", *,
@@ -141,7 +145,11 @@ class RealReference:
         self.features_ = x
         self.labels_ = _check_labels(labels, x.shape[0], "real labels")
         self.class_names_ = _class_names(class_names, self.labels_)
-        self.neighbours_ = self.engine.knn(x, None, self.k)
+        self.products_ = InnerProducts() if self._shares(x.shape[0]) else None
+        own = None if self.products_ is None else self.products_(x)
+        # Grouped once (identical rows hashed once), swept by every fit and compare.
+        self._points = self.engine.points(x, "real features")
+        self.neighbours_ = self.engine.knn(self._points, None, self.k, inner_products=own)
         self.radii_ = self.neighbours_.kth()
         self.nn1_ = self.neighbours_.scores[:, 0]
         self.class_indices_: dict[int, np.ndarray] = {}
@@ -151,8 +159,8 @@ class RealReference:
                 idx = np.flatnonzero(self.labels_ == label)
                 self.class_indices_[int(label)] = idx
                 if idx.size > self.k:  # the class's rows read in place, not copied
-                    self.class_neighbours_[int(label)] = self.engine.knn(x, None, self.k,
-                                                                         query_rows=idx)
+                    self.class_neighbours_[int(label)] = self.engine.knn(
+                        self._points, None, self.k, query_rows=idx, inner_products=own)
                 else:
                     _warn(f"real class {self._class_name(label)} has {idx.size} samples, not "
                           f"more than k={self.k}: no class-conditional k-NN metrics for it")
@@ -164,6 +172,7 @@ class RealReference:
         self.holdout_ = None
         self.holdout_labels_ = None
         self.holdout_neighbours_ = None
+        self._holdout_points = None
         if holdout is None:
             if holdout_labels is not None:
                 raise InputError("holdout labels", "given without holdout features")
@@ -174,7 +183,11 @@ class RealReference:
                                                   f"features {self.features_.shape[1:]}")
         self.holdout_ = h
         self.holdout_labels_ = _check_labels(holdout_labels, h.shape[0], "holdout labels")
-        self.holdout_neighbours_ = self.engine.knn(h, self.features_, self.k)
+        products = self.products_(h, self.features_) if self.products_ is not None and \
+            self._shares(h.shape[0]) else None
+        self._holdout_points = self.engine.points(h, "holdout features")
+        self.holdout_neighbours_ = self.engine.knn(self._holdout_points, self._points, self.k,
+                                                   inner_products=products)
 
     def with_holdout(self, holdout: np.ndarray | None,
                      holdout_labels: np.ndarray | None = None) -> RealReference:
@@ -183,6 +196,8 @@ class RealReference:
         other = object.__new__(RealReference)
         other.__dict__.update(self.__dict__)
         other._cache = self._cache  # moments etc. depend only on the training features
+        if self.products_ is not None:  # the real set's own products are shared
+            other.products_ = InnerProducts(parent=self.products_)
         other._set_holdout(holdout, holdout_labels)
         return other
 
@@ -217,9 +232,30 @@ class RealReference:
 
     # -- per synthetic set -----------------------------------------------------------------------
 
+    def _shares(self, *sizes: int) -> bool:
+        return (self.distance == "euclidean"
+                and shares_products(self.features_.shape[1], self.features_.shape[0], *sizes))
+
+    def set_products(self, synthetic: np.ndarray) -> InnerProducts | None:
+        """Where one synthetic set's inner products are shared (a high-dimensional Euclidean
+        space, every set no larger than the dimension: see
+        :func:`~synthlens.metrics.moments.shares_products`), a cache for them on top of the
+        real sets' own; else ``None`` (every metric computes what it needs)."""
+        self._check_fitted()
+        sizes = [synthetic.shape[0]]
+        if self.holdout_ is not None:
+            sizes.append(self.holdout_.shape[0])
+        if self.products_ is None or synthetic.ndim != 2 or not self._shares(*sizes):
+            return None
+        return InnerProducts(parent=self.products_)
+
     def compare(self, synthetic: np.ndarray, labels: np.ndarray | None = None, *,
-                per_class: bool = True, realism: bool = True) -> SetNeighbourhoods:
-        """All neighbour facts of one synthetic set (two sweeps, plus one per class)."""
+                per_class: bool = True, realism: bool = True,
+                products: InnerProducts | None = None) -> SetNeighbourhoods:
+        """All neighbour facts of one synthetic set (two sweeps, plus one per class).
+
+        ``products``: the set's inner-product cache (default: :meth:`set_products`), kept in
+        the result for the moment metrics."""
         self._check_fitted()
         s = self.engine.validate(synthetic, "synthetic features")
         if s.shape[1:] != self.features_.shape[1:]:
@@ -229,27 +265,38 @@ class RealReference:
             raise InputError("synthetic features", f"need more than k={self.k} samples for the "
                                                    f"k-NN metrics, got {s.shape[0]}")
         labels = _check_labels(labels, s.shape[0], "synthetic labels")
-        out = self._compare(s, self.features_, self.neighbours_, self.holdout_, realism)
+        if products is None:
+            products = self.set_products(s)
+        points = self.engine.points(s, "synthetic features")  # grouped once for every sweep
+        out = self._compare(s, points, self.neighbours_, self.holdout_ is not None, realism,
+                            products=products)
+        out.products = products
         if per_class and labels is not None and self.labels_ is not None:
             for label, idx in self.class_indices_.items():
                 nb = self.class_neighbours_.get(label)
                 sel = np.flatnonzero(labels == label)
                 if nb is None or sel.size <= self.k:
                     continue
-                out.per_class[label] = self._compare(s, self.features_, nb, None,
-                                                     realism=False, rows=(sel, idx))
+                out.per_class[label] = self._compare(s, points, nb, False,
+                                                     realism=False, rows=(sel, idx),
+                                                     products=products)
         return out
 
-    def _compare(self, s: np.ndarray, real: np.ndarray, real_nb: Neighbours,
-                 holdout: np.ndarray | None, realism: bool,
-                 rows: tuple[np.ndarray, np.ndarray] | None = None) -> SetNeighbourhoods:
-        """``rows``: (synthetic rows, real rows) of one class, swept in place."""
+    def _compare(self, s: np.ndarray, points: Any, real_nb: Neighbours, holdout: bool,
+                 realism: bool, rows: tuple[np.ndarray, np.ndarray] | None = None,
+                 products: InnerProducts | None = None) -> SetNeighbourhoods:
+        """``s``: the synthetic features, ``points`` the engine's grouping of them;
+        ``holdout``: whether to sweep the holdout too; ``rows``: (synthetic rows, real rows)
+        of one class, swept in place; ``products``: the inner products the sweeps read
+        (``None``: computed tile by tile)."""
         from synthlens.metrics.knn import Ball
 
         engine = self.engine
         s_rows, r_rows = (None, None) if rows is None else rows
-        syn_sweep = engine.sweep(s, None, k=self.k, query_name="synthetic features",
-                                 query_rows=s_rows)
+        real = self.features_
+        syn_sweep = engine.sweep(points, None, k=self.k, query_name="synthetic features",
+                                 query_rows=s_rows,
+                                 inner_products=None if products is None else products(s))
         syn_nb = syn_sweep.neighbours
         assert syn_nb is not None
         radii = real_nb.kth()
@@ -259,21 +306,25 @@ class RealReference:
             realism_radii = np.where(radii <= np.median(radii), radii, np.inf)
         open_ = self.neighbourhood == "open"
         cross = engine.sweep(
-            s, real, k=self.k, reference_nearest=True,
+            points, self._points, k=self.k, reference_nearest=True,
             reference_balls=[Ball(radii, strict=open_, identical=False),
                              Ball(real_nb.scores[:, 0], strict=True, count=False,
                                   identical=not open_)],
             query_balls=[Ball(syn_nb.kth(), strict=open_, count=False, identical=False)],
             realism_radii=realism_radii,
             query_name="synthetic features", reference_name="real features",
-            query_rows=s_rows, reference_rows=r_rows)
+            query_rows=s_rows, reference_rows=r_rows,
+            inner_products=None if products is None else products(s, real))
         assert cross.neighbours is not None and cross.reference_nearest is not None
         hold_nb = None
         stats = {key: syn_sweep.stats.get(key, 0) + cross.stats.get(key, 0)
                  for key in cross.stats}
-        if holdout is not None:
-            hold = engine.sweep(holdout, s, k=1, query_name="holdout features",
-                                reference_name="synthetic features")
+        if holdout:
+            hold = engine.sweep(self._holdout_points, points, k=1,
+                                query_name="holdout features",
+                                reference_name="synthetic features",
+                                inner_products=None if products is None
+                                else products(self.holdout_, s))
             hold_nb = hold.neighbours
             stats = {key: stats[key] + hold.stats.get(key, 0) for key in stats}
         return SetNeighbourhoods(

@@ -27,8 +27,8 @@ from synthlens.metrics.fidelity import (
     integrated_curve_score,
     row_mean,
 )
+from synthlens.metrics.moments import InnerProducts, high_dimensional, row_block
 from synthlens.metrics.moments import gram as inner_products
-from synthlens.metrics.moments import high_dimensional, row_block
 from synthlens.metrics.reference import SetNeighbourhoods
 
 if TYPE_CHECKING:
@@ -110,14 +110,16 @@ class BetaRecall(SetMetric):
         nb = ctx.neighbourhoods
         unit = ref.distance == "cosine"
 
-        def parts(x: np.ndarray, to_synthetic: Neighbours, nn1: np.ndarray
+        def parts(to_synthetic: Neighbours, nn1: np.ndarray, rows: np.ndarray | None = None
                   ) -> tuple[np.ndarray, np.ndarray]:
             covered = ref.within(to_synthetic.scores[:, 0], nn1)
             # distance of each real sample's nearest synthetic sample to the synthetic centre
-            closest_d = center_distances(x, row_mean(x, unit), unit)[to_synthetic.indices[:, 0]]
+            # (of the synthetic rows `rows`, read in place: a class is not copied)
+            centre = row_mean(x, unit, rows=rows)
+            closest_d = center_distances(x, centre, unit, rows=rows)[to_synthetic.indices[:, 0]]
             return covered, closest_d
 
-        covered, closest_d = parts(x, nb.real_to_synthetic, ref.nn1_)
+        covered, closest_d = parts(nb.real_to_synthetic, ref.nn1_)
         curve = beta_recall_curve(covered, closest_d)
         value = float(integrated_curve_score(curve))
         joint = np.stack([covered.astype(np.float64), closest_d], axis=1)
@@ -126,10 +128,9 @@ class BetaRecall(SetMetric):
 
         def conditional(label: int, sub: SetNeighbourhoods) -> float:
             assert ctx.labels is not None
-            xc = x[ctx.labels == label]
             nn1 = ref.class_neighbours_[label].scores[:, 0]
             return float(integrated_curve_score(beta_recall_curve(
-                *parts(xc, sub.real_to_synthetic, nn1))))
+                *parts(sub.real_to_synthetic, nn1, np.flatnonzero(ctx.labels == label)))))
 
         return self.result(ctx, value, ci=ci, per_class=self.conditional(ctx, conditional),
                            curve=[round(float(v), 6) for v in curve],
@@ -142,20 +143,26 @@ class BetaRecall(SetMetric):
 # ---------------------------------------------------------------------------------------------
 
 
-def vendi_score(x: np.ndarray, rows: np.ndarray | None = None) -> float:
+def vendi_score(x: np.ndarray, rows: np.ndarray | None = None,
+                products: InnerProducts | None = None) -> float:
     """Vendi score with the cosine-similarity kernel: ``exp(−Σ λ log λ)``, λ = eig(K / n).
 
     The non-zero eigenvalues of ``K/n = X̂ X̂ᵀ / n`` (n×n) equal those of ``X̂ᵀ X̂ / n`` (d×d),
     so the smaller of the two is decomposed (the dual d×d form when n > d). Above
     :data:`~synthlens.metrics.moments.DIRECT_MAX_DIM` the n×n matrix is accumulated over
     blocks of columns and normalised afterwards (no float64 copy of the features; ``rows``,
-    the subset to score, read in place).
+    the subset to score, read in place), or read from ``products`` (the inner products
+    shared with the other metrics) when given.
     """
     x = np.asarray(x)
     n, d = (x.shape[0] if rows is None else len(rows)), x.shape[1]
     block = row_block(d)
     if n <= d and high_dimensional(d):
-        gram = inner_products(x, x_rows=rows)
+        if products is not None:
+            own = products(x)
+            gram = np.array(own if rows is None else own[np.ix_(rows, rows)], copy=True)
+        else:
+            gram = inner_products(x, x_rows=rows)
         norms = np.sqrt(np.diag(gram))
         if (norms == 0).any():
             raise ValueError("vendi: all-zero feature rows have no cosine similarity")
@@ -199,9 +206,12 @@ class Vendi(SetMetric):
     def score(self, ctx: EvaluationContext) -> MetricResult:
         x = ctx.features
         assert x is not None
-        per_class = self.per_class(ctx, lambda _, mask: vendi_score(x, np.flatnonzero(mask)),
-                                   min_n=self.min_n)
-        return self.result(ctx, vendi_score(x), per_class=per_class, kernel="cosine")
+        products = ctx.products  # shared inner products in a high-dimensional space
+        per_class = self.per_class(
+            ctx, lambda _, mask: vendi_score(x, np.flatnonzero(mask), products),
+            min_n=self.min_n)
+        return self.result(ctx, vendi_score(x, products=products), per_class=per_class,
+                           kernel="cosine")
 
 
 # ---------------------------------------------------------------------------------------------
