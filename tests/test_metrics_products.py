@@ -92,6 +92,20 @@ def test_a_pickled_reference_finds_its_products_by_the_new_identities(
     np.testing.assert_array_equal(nb.to_real.indices, ref.compare(d["syn"]).to_real.indices)
 
 
+def test_products_are_shared_on_the_cpu_for_euclidean_features_only(
+        high_dimensional: None) -> None:
+    import torch
+
+    d = data()
+    ref = RealReference(k=5).fit(d["real"])
+    assert ref.set_products(d["syn"]) is not None
+    assert RealReference(k=5, distance="cosine").fit(d["real"]).products_ is None
+    ref.engine.device = torch.device("cuda")  # a GPU engine computes its tiles on the device
+    assert ref.set_products(d["syn"]) is None
+    big = np.vstack([d["syn"]] * 4)  # more images than dimensions
+    assert RealReference(k=5).fit(d["real"]).set_products(big) is None
+
+
 def test_centred_products_equal_the_centred_rows(high_dimensional: None) -> None:
     d = data()
     x, y = d["real"].astype(np.float64), d["syn"].astype(np.float64)

@@ -233,12 +233,14 @@ class RealReference:
     # -- per synthetic set -----------------------------------------------------------------------
 
     def _shares(self, *sizes: int) -> bool:
-        return (self.distance == "euclidean"
+        # On CPU only: on a GPU the engine's tiles are computed on the device, faster than
+        # BLAS products on the host.
+        return (self.distance == "euclidean" and self.engine.device.type == "cpu"
                 and shares_products(self.features_.shape[1], self.features_.shape[0], *sizes))
 
     def set_products(self, synthetic: np.ndarray) -> InnerProducts | None:
         """Where one synthetic set's inner products are shared (a high-dimensional Euclidean
-        space, every set no larger than the dimension: see
+        space on the CPU, every set no larger than the dimension: see
         :func:`~synthlens.metrics.moments.shares_products`), a cache for them on top of the
         real sets' own; else ``None`` (every metric computes what it needs)."""
         self._check_fitted()
