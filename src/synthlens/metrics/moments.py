@@ -63,6 +63,15 @@ def mean_cov(x: np.ndarray, block: int = 4096) -> tuple[np.ndarray, np.ndarray]:
     return mean, cov
 
 
+def eigenvalues(m: np.ndarray) -> np.ndarray:
+    """Eigenvalues of a symmetric float64 matrix, ascending (LAPACK ``syevd`` through torch,
+    whose MKL build takes half the time of numpy's OpenBLAS at 5,000 × 5,000; the same
+    values to about 1e-14 relative). The one eigenvalue routine of FID and the Vendi score."""
+    import torch  # lazily: the metric catalogue imports this module without torch
+
+    return torch.linalg.eigvalsh(torch.from_numpy(np.ascontiguousarray(m, np.float64))).numpy()
+
+
 def psd_sqrt(cov: np.ndarray) -> np.ndarray:
     """Symmetric square root of a covariance matrix (negative round-off eigenvalues to 0)."""
     cov = (cov + cov.T) / 2
@@ -273,14 +282,14 @@ def trace_sqrt_product(g1: Gaussian, g2: Gaussian,
     if g1.cov is not None and g2.cov is not None:
         a = g1.sqrt
         m = a @ g2.cov @ a
-        vals = np.linalg.eigvalsh((m + m.T) / 2)
+        vals = eigenvalues((m + m.T) / 2)
         return float(np.sqrt(np.clip(vals, 0.0, None)).sum())
     if g1.cov is not None or g2.cov is not None:
         matrix, rows = (g1, g2) if g1.cov is not None else (g2, g1)
         y = np.zeros((rows.n, rows.dim))
         for cols, block in rows.centred_blocks():
             y += block @ matrix.sqrt[cols]
-        vals = np.linalg.eigvalsh(y @ y.T)
+        vals = eigenvalues(y @ y.T)
         return float(np.sqrt(np.clip(vals, 0.0, None)).sum() / np.sqrt(max(rows.n - 1, 1)))
     if products is not None:
         cross = centred_products(products(g1.data, g2.data), g1.data, g2.data, g1.mean,
@@ -292,7 +301,7 @@ def trace_sqrt_product(g1: Gaussian, g2: Gaussian,
     # the covariance form does with A Σ₂ A (an SVD of C costs about three times more).
     small = cross.T @ cross if cross.shape[1] <= cross.shape[0] else cross @ cross.T
     del cross
-    vals = np.linalg.eigvalsh(small)
+    vals = eigenvalues(small)
     return float(np.sqrt(np.clip(vals, 0.0, None)).sum()
                  / np.sqrt(max(g1.n - 1, 1) * max(g2.n - 1, 1)))
 

@@ -27,7 +27,7 @@ from synthlens.metrics.fidelity import (
     integrated_curve_score,
     row_mean,
 )
-from synthlens.metrics.moments import InnerProducts, high_dimensional, row_block
+from synthlens.metrics.moments import InnerProducts, eigenvalues, high_dimensional, row_block
 from synthlens.metrics.moments import gram as inner_products
 from synthlens.metrics.reference import SetNeighbourhoods
 
@@ -186,7 +186,7 @@ def vendi_score(x: np.ndarray, rows: np.ndarray | None = None,
             xb /= norms
             gram += xb.T @ xb
     gram /= n  # in place: one N×N (or d×d) matrix less in memory
-    vals = np.linalg.eigvalsh(gram)
+    vals = eigenvalues(gram)
     vals = vals[vals > 1e-12]
     return float(np.exp(-np.sum(vals * np.log(vals))))
 
