@@ -125,6 +125,10 @@ def test_a_set_of_test_images_is_flagged_and_refused_under_strict(
     assert results["privacy"]["members"] == str(members)
     assert results["privacy"]["non_members"] == "val"
     assert results["sets"]["mine"]["exact_copies"] == {"members": 0, "val": 0, "test": 40}
+    assert results["sets"]["mine"]["resized_from"] == [56, 56]
+    assert all(entry["resized_from"] is None for name, entry in results["sets"].items()
+               if name not in ("mine", "real-only"))
+    assert "resized_from" not in results["sets"]["real-only"]
     finding = next(f for f in results["analysis"]["findings"] if f["id"] == "leak_mine")
     assert finding["level"] == "warning" and "40 of the real test images" in finding["text"]
     assert finding["text"] in capsys.readouterr().out  # the closing console lines
@@ -153,8 +157,10 @@ def test_resize_none_names_the_option_and_resize_grows_and_shrinks(
 
     raw = {**packaged_config("evaluate"), "dataset": {"source": str(tiny["path"])},
            "synthetic": {"small": str(small)}, "resize": "lanczos"}
-    grown = load_inputs(resolve_config(raw, budget="smoke")).user_sets["small"]
+    inputs = load_inputs(resolve_config(raw, budget="smoke"))
+    grown = inputs.user_sets["small"]
     assert grown.image_shape == (28, 28) and len(grown) == 20
+    assert inputs.resized_from == {"small": [14, 14]}
 
     # area: the mean of each 2x2 block (of equal halves: exact); lanczos keeps a flat image
     blocks = np.array([[[0, 10, 200, 201], [20, 30, 202, 203]]], dtype=np.uint8)

@@ -125,6 +125,8 @@ class Inputs:
     declared: dict[str, ImageSet] = field(default_factory=dict)
     #: The real val and test images by hash (the leak check; :func:`exact_copies`).
     indexes: dict[str, ImageIndex] = field(default_factory=dict)
+    #: The image size (H, W) of each user set that ``resize`` brought to the real size.
+    resized_from: dict[str, list[int]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -177,10 +179,13 @@ def load_inputs(config: Mapping[str, Any], given: InMemory | None = None,
                             download=dataset.download, seed=settings.seed)
     _check_image_shape(settings, real)
     user_sets = {}
+    resized_from = {}
     for name, path in settings.synthetic.items():
         images = load_synthetic(given.synthetic.get(name, path), real.class_names, name)
         source = path if name not in given.synthetic else images.source  # arrays: their name
         user_sets[name] = _at_real_size(images, real, settings.resize, source, notify)
+        if user_sets[name] is not images:
+            resized_from[name] = [int(v) for v in images.image_shape[:2]]
     declared = _declared_sets(settings, real)
     indexes = {split: ImageIndex(getattr(real, split).images) for split in LEAK_SPLITS}
     for name, images in user_sets.items():
@@ -192,7 +197,7 @@ def load_inputs(config: Mapping[str, Any], given: InMemory | None = None,
     cross = settings.utility.cross_task_dataset
     cross_task = load_dataset(cross, seed=settings.seed) if cross else None
     return Inputs(settings.to_dict(), real, user_sets, cross_task, settings, declared,
-                  indexes)
+                  indexes, resized_from)
 
 
 def _at_real_size(images: ImageSet, real: RealData, resize: str, path: str,
@@ -839,6 +844,7 @@ class Pipeline:
                 "sha256": entry.images.sha256(),
                 "files": dict(entry.files or {}),
                 "exact_copies": {n: len(copy_indices(rows)) for n, rows in copies.items()},
+                "resized_from": self.inputs.resized_from.get(name),
                 "metrics": {m: r.to_json() for m, r in sorted(merged.items())},
             }
         out["real-only"] = {
