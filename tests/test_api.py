@@ -104,6 +104,13 @@ def test_bad_arrays_raise_input_error_naming_the_set_before_any_folder(arrays,
     with pytest.raises(InputError, match=r"real:train_images: float images must lie"):
         synthlens.evaluate({**real, "train_images": real["train_images"] * 2.0},
                            {"s": (real["train_images"], real["train_labels"])}, out=out, **FAST)
+    # A bad option is named as the keyword argument it came from, not as a CLI option.
+    pair = {"s": (real["train_images"], real["train_labels"])}
+    for options, keyword in (({"metrics": ["no_such_metric"]}, "metrics="),
+                             ({"non_members": "train"}, "non_members=")):
+        with pytest.raises(InputError) as caught:
+            synthlens.evaluate(real, pair, out=out, **{**FAST, **options})
+        assert caught.value.source == keyword and "--" not in str(caught.value), caught.value
     assert not out.exists()
 
 

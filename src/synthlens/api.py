@@ -72,8 +72,14 @@ def evaluate(real: PathLike | Mapping[str, Any], synthetic: Mapping[str, Any],
                                  "(train_images, train_labels, val_*, test_*)")
     sets = {name: value if isinstance(value, str | os.PathLike)
             else as_named_arrays(value, str(name)) for name, value in synthetic.items()}
-    folder = pipeline.evaluate(real, sets, _out(out, "evaluate"), mode=_mode(resume, force),
-                               **options)
+    try:
+        folder = pipeline.evaluate(real, sets, _out(out, "evaluate"),
+                                   mode=_mode(resume, force), **options)
+    except InputError as error:  # name the keyword argument, not the command-line option
+        if error.source not in pipeline.EVALUATE_OPTIONS.values():
+            raise
+        keyword = error.source.removeprefix("--").replace("-", "_")
+        raise InputError(f"{keyword}=", error.problem) from None
     return open_run(folder)
 
 

@@ -1150,7 +1150,7 @@ def evaluate(real: str | Mapping[str, Any], synthetic: Mapping[str, Any],
         config = resolve_config(raw, source="evaluate", budget=budget, seed=seed,
                                 device=device, fail_if=fail_if, **execution)
     except SettingError as error:  # name the command-line option the value came from
-        for prefix, option in _EVALUATE_OPTIONS.items():
+        for prefix, option in EVALUATE_OPTIONS.items():
             if error.key == prefix or error.key.startswith((f"{prefix}[", f"{prefix}.")):
                 raise InputError(option, error.detail) from None
         raise
@@ -1158,8 +1158,9 @@ def evaluate(real: str | Mapping[str, Any], synthetic: Mapping[str, Any],
                given=given if given.real is not None or in_memory else None)
 
 
-#: Config keys that ``evaluate`` fills from its command-line options.
-_EVALUATE_OPTIONS = {"metrics.names": "--metrics", "features.extractors": "--extractors",
+#: Config keys that ``evaluate`` fills from its command-line options (a bad value is named
+#: by its option; :func:`synthlens.evaluate` names the keyword argument instead).
+EVALUATE_OPTIONS = {"metrics.names": "--metrics", "features.extractors": "--extractors",
                      "features.primary": "--extractors", "utility.protocols": "--protocols",
                      "synthetic": "--synthetic", "privacy.members": "--members",
                      "privacy.non_members": "--non-members", "resize": "--resize",
