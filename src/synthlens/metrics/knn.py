@@ -20,6 +20,12 @@ Exact duplicates therefore come out at distance 0, and results equal a float64 b
 Identical rows are grouped before the sweep (mode-collapsed sets are thousands of identical
 rows), so ties between copies cost nothing.
 
+Shared products. In a space with more dimensions than points, the inner products of the
+two sets can be passed in (``inner_products``, see :class:`_ProductSpace`): tiles are then
+gathered from them, not computed, under the same error bound and exact rechecks, so every
+class's sweep and every moment metric reuse one product per pair of sets
+(:class:`synthlens.metrics.moments.InnerProducts`).
+
 Distances. ``euclidean`` and ``cosine`` (``1 − cos``) on float features, ``hamming`` (share of
 differing positions) on integer code maps. Internally the engine works in *scores* that order
 like the distance: squared Euclidean distance (of the unit-normalised rows for cosine) and the
