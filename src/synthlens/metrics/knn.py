@@ -322,6 +322,15 @@ def _groups_of_labels(label: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
 # ---------------------------------------------------------------------------------------------
 
 
+def _squared_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Exact ``Σ (a_i − b_i)²`` of paired rows in float64 (float64(a) − float64(b) in one
+    pass). numpy's pairwise row sum gives the same rounding for a pair wherever its rows sit
+    in memory, so a distance compared with a radius computed elsewhere matches it bitwise."""
+    diff = np.subtract(a, b, dtype=np.float64)
+    diff *= diff
+    return diff.sum(axis=1)
+
+
 class _FloatSpace:
     """Euclidean (and, with unit-normalised rows, cosine) scores via matrix products."""
 
@@ -391,13 +400,8 @@ class _FloatSpace:
 
     def exact(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         if self.distance == "cosine":
-            diff = self.transform(a) - self.transform(b)
-        else:  # float64(a) - float64(b) in one pass
-            diff = np.subtract(a, b, dtype=np.float64)
-        diff *= diff
-        # numpy's pairwise row sum: the same rounding for a pair wherever its rows sit in
-        # memory, so a distance compared with a radius computed elsewhere matches it bitwise.
-        return diff.sum(axis=1)
+            return _squared_distances(self.transform(a), self.transform(b))
+        return _squared_distances(a, b)
 
 
 class _ProductSpace:
@@ -458,9 +462,7 @@ class _ProductSpace:
         return np.ascontiguousarray(self.products[np.ix_(a, b)], dtype=np.float64)
 
     def exact(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        diff = np.subtract(a, b, dtype=np.float64)
-        diff *= diff
-        return diff.sum(axis=1)  # as _FloatSpace.exact: the same rounding for the same pair
+        return _squared_distances(a, b)  # as computed tiles are rechecked: the same numbers
 
 
 class _HammingSpace:
