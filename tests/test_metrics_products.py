@@ -15,7 +15,7 @@ import warnings
 import numpy as np
 import pytest
 
-from synthlens.metrics import RealReference, evaluate_features, real_floor
+from synthlens.metrics import RealReference, evaluate_features, pixel_products, real_floor
 from synthlens.metrics import fidelity as fidelity_module
 from synthlens.metrics import moments as moments_module
 from synthlens.metrics import variety as variety_module
@@ -23,10 +23,11 @@ from synthlens.metrics.knn import Ball, NeighbourEngine
 from synthlens.metrics.moments import InnerProducts, centred_products, shares_products
 
 
-def data(d: int = 600, n_real: int = 240, n_hold: int = 60, n_syn: int = 200, seed: int = 0
-         ) -> dict[str, np.ndarray]:
+def data(d: int = 600, n_real: int = 240, n_hold: int = 60, n_syn: int = 200, seed: int = 0,
+         pixels: bool = False) -> dict[str, np.ndarray]:
     """Non-negative float32 'pixels' (uncentred, as images are), with exact copies of real
-    rows and repeated synthetic rows planted, and two classes."""
+    rows and repeated synthetic rows planted, and two classes. ``pixels``: 8-bit values
+    float32(k) / 255, as the pixel extractor writes (their products are integer ones)."""
     rng = np.random.default_rng(seed)
     mix = rng.standard_normal((d, d)) / np.sqrt(d)
     real = np.abs(rng.standard_normal((n_real, d)) @ mix + 2.0).astype(np.float32)
@@ -34,6 +35,9 @@ def data(d: int = 600, n_real: int = 240, n_hold: int = 60, n_syn: int = 200, se
     syn = np.abs(rng.standard_normal((n_syn, d)) @ mix * 1.2 + 2.1).astype(np.float32)
     syn[:10] = real[rng.choice(n_real, 10, replace=False)]  # exact copies of training rows
     syn[10:14] = syn[14]  # a small collapsed group
+    if pixels:
+        real, hold, syn = (np.clip(np.rint(a * 51), 0, 255).astype(np.float32) / np.float32(255)
+                           for a in (real, hold, syn))
     return {"real": real, "real_labels": np.arange(n_real) % 2,
             "hold": hold, "hold_labels": np.arange(n_hold) % 2,
             "syn": syn, "syn_labels": (np.arange(n_syn) // 3) % 2}
@@ -177,19 +181,25 @@ def battery(d: dict[str, np.ndarray]) -> tuple[dict, dict]:
     return out, floor
 
 
+@pytest.mark.parametrize("pixels", [False, True])
 def test_every_metric_equals_the_unshared_path_and_each_pair_is_multiplied_once(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    d = data()
+        pixels: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With float features the shared products are float64 BLAS ones; with 8-bit pixels,
+    integer ones (``metrics.pixel_products``): the same values either way."""
+    d = data(pixels=pixels)
+    assert pixel_products.is_lattice(d["real"]) == pixels
     plain, plain_floor = battery(d)
     calls: list[tuple[int, int]] = []
     other: list[str] = []
     original = moments_module.gram
+    original_raw = moments_module.raw_products
 
-    def counting(x, y=None, **options):
-        if options:  # a centred or subset product: the unshared path
-            other.append("moments.gram")
-        else:  # the raw products InnerProducts asks for
-            calls.append((x.shape[0], (x if y is None else y).shape[0]))
+    def counting(x, y=None):  # the raw products InnerProducts asks for
+        calls.append((x.shape[0], (x if y is None else y).shape[0]))
+        return original_raw(x, y)
+
+    def counting_gram(x, y=None, **options):
+        other.append("moments.gram" if options else "moments.gram raw")
         return original(x, y, **options)
 
     def unshared(name):
@@ -200,11 +210,13 @@ def test_every_metric_equals_the_unshared_path_and_each_pair_is_multiplied_once(
 
     monkeypatch.setattr(moments_module, "DIRECT_MAX_DIM", 100)
     monkeypatch.setattr(moments_module, "BLOCK_BYTES", 200_000)
-    monkeypatch.setattr(moments_module, "gram", counting)
+    monkeypatch.setattr(moments_module, "raw_products", counting)
+    monkeypatch.setattr(moments_module, "gram", counting_gram)
     monkeypatch.setattr(fidelity_module, "gram", unshared("fidelity.gram"))
     monkeypatch.setattr(variety_module, "inner_products", unshared("variety.inner_products"))
     shared, shared_floor = battery(d)
-    assert other == []  # FID, KID and Vendi read the shared products only
+    # FID, KID and Vendi read the shared products only; pixels never need float64 BLAS
+    assert other == ([] if pixels else ["moments.gram raw"] * len(calls))
     # real×real, holdout×real; synthetic×synthetic, ×real, holdout×synthetic; and the
     # floor's stand-in half (30) against itself, the real set and the other half (30).
     # (Either orientation: whichever metric asks first computes the pair.)

@@ -144,6 +144,62 @@ def _kid_grams(real: np.ndarray, synthetic: np.ndarray, subsets: int, m: int,
             "rr": gram(real, dtype=dtype) if real_missing else None}
 
 
+def _kid_from_matrices(grams: dict[str, np.ndarray | None], n_real: int, n_syn: int,
+                       subsets: int, m: int, rng_real: np.random.Generator,
+                       rng_syn: np.random.Generator,
+                       real_terms: dict[int, tuple[np.ndarray, float]] | None,
+                       kernel: tuple[int, float, float]) -> np.ndarray:
+    """Per-subset MMD² from whole inner-product matrices: each kernel matrix is built once
+    and every subset's sum is read through indicator vectors (``1ₛᵀ K 1ₛ``, one matrix
+    product for all subsets) instead of gathering its m × m block. The subsets are the
+    per-subset path's (same streams, same draws)."""
+    idx_r, idx_s = [], []
+    for i in range(subsets):
+        if real_terms is not None and i in real_terms:
+            rng_real.permutation(n_real)  # keep the stream aligned with an uncached run
+            idx_r.append(real_terms[i][0])
+        else:
+            idx_r.append(rng_real.permutation(n_real)[:m])
+        idx_s.append(rng_syn.permutation(n_syn)[:m])
+    missing = [i for i in range(subsets) if real_terms is None or i not in real_terms]
+    if missing:  # every subset's real term from one batch, whichever are cached
+        k_rr = _subset_kernel_means(grams["rr"], idx_r, idx_r, kernel)
+        if real_terms is not None:
+            for i in missing:
+                real_terms[i] = (idx_r[i], float(k_rr[i]))
+    assert real_terms is not None or missing
+    rr = (np.array([real_terms[i][1] for i in range(subsets)]) if real_terms is not None
+          else k_rr)
+    ss = _subset_kernel_means(grams["ss"], idx_s, idx_s, kernel)
+    rs = _subset_kernel_means(grams["rs"], idx_r, idx_s, kernel)
+    return rr + ss - 2 * rs
+
+
+def _subset_kernel_means(gram: np.ndarray | None, rows: list[np.ndarray],
+                         cols: list[np.ndarray], kernel: tuple[int, float, float]
+                         ) -> np.ndarray:
+    """Mean kernel value of each subset pair ``(rows[i], cols[i])`` of the whole matrix
+    ``gram`` (off the diagonal when the two are the same subsets of one set)."""
+    assert gram is not None
+    degree, gamma, coef0 = kernel
+    k = _polynomial(np.array(gram, dtype=np.float64, order="C"), degree, gamma, coef0)
+
+    def indicators(index: list[np.ndarray], n: int) -> np.ndarray:
+        out = np.zeros((n, len(index)))
+        for i, idx in enumerate(index):
+            out[idx, i] = 1.0
+        return out
+
+    ind_c = indicators(cols, k.shape[1])
+    ind_r = ind_c if rows is cols else indicators(rows, k.shape[0])
+    totals = np.einsum("ij,ij->j", ind_r, k @ ind_c)
+    m_r, m_c = len(rows[0]), len(cols[0])
+    if rows is cols:
+        totals -= ind_r.T @ np.diagonal(k)
+        return totals / (m_r * (m_r - 1))
+    return totals / (m_r * m_c)
+
+
 def _offdiag_mean(k: np.ndarray) -> float:
     m = k.shape[0]
     return float((k.sum() - np.trace(k)) / (m * (m - 1)))
@@ -179,9 +235,13 @@ def kid(real: np.ndarray, synthetic: np.ndarray, *, subsets: int = 100,
         grams = _kid_grams(real, synthetic, subsets, m, precision, real_missing)
     g = 1.0 / real.shape[1] if gamma is None else gamma
 
+    if grams is not None:
+        values = _kid_from_matrices(grams, real.shape[0], synthetic.shape[0], subsets, m,
+                                    rng_real, rng_syn, _real_terms, (degree, g, coef0))
+        std = float(values.std(ddof=1)) if subsets > 1 else 0.0
+        return float(values.mean()), std, values
+
     def kernel(which: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        if grams is not None:  # gathered from the whole matrix
-            return _polynomial(grams[which][np.ix_(a, b)].astype(np.float64), degree, g, coef0)
         x = real[a] if which[0] == "r" else synthetic[a]
         y = x if which == "ss" else real[b] if which[1] == "r" else synthetic[b]
         return polynomial_kernel(x, y, degree, gamma, coef0, precision)
@@ -313,8 +373,15 @@ def _blocks(x: np.ndarray, rows: np.ndarray | None, block: int | None
 
 def center_distances(x: np.ndarray, center: np.ndarray, unit: bool = False,
                      block: int | None = None, rows: np.ndarray | None = None) -> np.ndarray:
-    """``||x_i − center||`` in float64, blockwise (rows unit-normalised first if ``unit``)."""
-    return np.concatenate([np.linalg.norm(_rows64(b, unit) - center, axis=1)
+    """``||x_i − center||`` in float64 (rows unit-normalised first if ``unit``), through the
+    exact distance routine of the k-NN engine (:func:`~synthlens.metrics.knn.squared_distances`:
+    in cache, no float64 copy of the rows)."""
+    from synthlens.metrics.knn import squared_distances  # lazily: the catalogue needs no torch
+
+    c = np.asarray(center, dtype=np.float64)[None, :]
+    if not unit:
+        return np.sqrt(squared_distances(x, c, rows))
+    return np.concatenate([np.sqrt(squared_distances(_rows64(b, unit), c))
                            for b in _blocks(x, rows, block)])
 
 

@@ -34,6 +34,7 @@ count of differing positions for Hamming. :class:`Neighbours` carries scores and
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections.abc import Sequence
@@ -64,6 +65,12 @@ _FLOAT32_MAX_DIM = 32768
 _MAX_COLUMN_CANDIDATES = 32
 # Float64 scratch for centring rows into a block (the block itself is in the tile dtype).
 _CONVERT_BYTES = 8 << 20
+# Exact distances: columns per partial sum (fixed, so a pair's rounding never depends on
+# where its rows sit), pairs per pass (64 × 2048 float64 differences: 1 MB, in cache), and
+# the size of a request (pairs × columns) above which it is split over threads.
+_EXACT_COLUMNS = 2048
+_EXACT_PAIRS = 64
+_EXACT_THREADED_ENTRIES = 1 << 22
 
 
 # ---------------------------------------------------------------------------------------------
@@ -236,7 +243,11 @@ class _Points:
 
     def take(self, index: np.ndarray) -> np.ndarray:
         """Original rows by the set's own indices (a gather)."""
-        return self.x[index] if self.rows is None else self.x[self.rows[index]]
+        return self.x[self.original(index)]
+
+    def original(self, index: np.ndarray) -> np.ndarray:
+        """Indices into the whole array ``x`` of the set's own indices."""
+        return index if self.rows is None else self.rows[index]
 
     def unique_rows(self, start: int, stop: int) -> np.ndarray:
         """Original rows of unique points ``start:stop`` (a view when there are no groups)."""
@@ -322,13 +333,72 @@ def _groups_of_labels(label: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
 # ---------------------------------------------------------------------------------------------
 
 
-def _squared_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Exact ``Σ (a_i − b_i)²`` of paired rows in float64 (float64(a) − float64(b) in one
-    pass). numpy's pairwise row sum gives the same rounding for a pair wherever its rows sit
-    in memory, so a distance compared with a radius computed elsewhere matches it bitwise."""
-    diff = np.subtract(a, b, dtype=np.float64)
-    diff *= diff
-    return diff.sum(axis=1)
+def squared_distances(a: np.ndarray, b: np.ndarray, a_rows: np.ndarray | None = None,
+                       b_rows: np.ndarray | None = None) -> np.ndarray:
+    """Exact ``Σ (a_i − b_i)²`` of paired rows ``a[a_rows]`` and ``b[b_rows]`` in float64
+    (a ``b`` of one row is paired with every row of ``a``).
+
+    The one exact distance routine: differences in float64 (exact for float32 rows),
+    squared, summed by numpy's pairwise sum over fixed chunks of :data:`_EXACT_COLUMNS`
+    columns, and the chunk sums summed the same way. A pair's rounding depends on its two
+    rows only, wherever they sit and whichever sweep asks, so a distance compared with a
+    radius computed elsewhere matches it bitwise (with d ≤ 2048 there is one chunk: the
+    plain row sum). Pairs go :data:`_EXACT_PAIRS` at a time, so the float64 differences
+    stay in cache, and large requests are split over :func:`torch.get_num_threads` threads
+    (each pair computed the same way by whichever thread takes it).
+    """
+    n = a.shape[0] if a_rows is None else len(a_rows)
+    if (b.shape[0] if b_rows is None else len(b_rows)) not in (n, 1):
+        raise ValueError("paired rows: both sides need the same number of rows (or b one)")
+    out = np.empty(n, dtype=np.float64)
+    if n == 0:
+        return out
+    threads = max(1, min(torch.get_num_threads(), n // _EXACT_PAIRS))
+    if threads == 1 or n * a.shape[1] < _EXACT_THREADED_ENTRIES:
+        _distances_into(out, a, b, a_rows, b_rows, 0, n)
+        return out
+    bounds = np.linspace(0, n, threads + 1).astype(int)
+    pool = _exact_pool(threads)
+    for f in [pool.submit(_distances_into, out, a, b, a_rows, b_rows, int(lo), int(hi))
+              for lo, hi in itertools.pairwise(bounds)]:
+        f.result()
+    return out
+
+
+def _distances_into(out: np.ndarray, a: np.ndarray, b: np.ndarray,
+                            a_rows: np.ndarray | None, b_rows: np.ndarray | None,
+                            lo: int, hi: int) -> None:
+    d = a.shape[1]
+    width = min(d, _EXACT_COLUMNS)
+    chunks = range(0, d, width)
+    scratch = np.empty((_EXACT_PAIRS, width), dtype=np.float64)
+    partial = np.empty((_EXACT_PAIRS, len(chunks)), dtype=np.float64)
+    for s in range(lo, hi, _EXACT_PAIRS):
+        e = min(s + _EXACT_PAIRS, hi)
+        ia = slice(s, e) if a_rows is None else a_rows[s:e]
+        ib = (slice(0, 1) if b.shape[0] == 1 and b_rows is None else  # one row: broadcast
+              slice(s, e) if b_rows is None else b_rows[s:e])
+        for j, c in enumerate(chunks):
+            cols = slice(c, c + width)
+            diff = scratch[:e - s, :min(width, d - c)]
+            np.subtract(a[ia, cols], b[ib, cols], out=diff, dtype=np.float64)
+            np.multiply(diff, diff, out=diff)
+            partial[:e - s, j] = diff.sum(axis=1)
+        out[s:e] = partial[:e - s].sum(axis=1)
+
+
+_POOLS: dict[tuple[int, int], Any] = {}
+
+
+def _exact_pool(threads: int) -> Any:
+    """A thread pool per process (a pool inherited through fork has no threads)."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    key = (os.getpid(), threads)
+    if key not in _POOLS:
+        _POOLS[key] = ThreadPoolExecutor(threads, thread_name_prefix="synthlens-exact")
+    return _POOLS[key]
 
 
 class _FloatSpace:
@@ -400,8 +470,15 @@ class _FloatSpace:
 
     def exact(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         if self.distance == "cosine":
-            return _squared_distances(self.transform(a), self.transform(b))
-        return _squared_distances(a, b)
+            return squared_distances(self.transform(a), self.transform(b))
+        return squared_distances(a, b)
+
+    def exact_pairs(self, x: np.ndarray, ix: np.ndarray, y: np.ndarray, iy: np.ndarray,
+                    chunk: int) -> np.ndarray:
+        """Exact scores of the pairs ``(x[ix[i]], y[iy[i]])``."""
+        if self.distance == "cosine":
+            return _gathered_pairs(self.exact, x, ix, y, iy, chunk)
+        return squared_distances(x, y, ix, iy)
 
 
 class _ProductSpace:
@@ -462,7 +539,11 @@ class _ProductSpace:
         return np.ascontiguousarray(self.products[np.ix_(a, b)], dtype=np.float64)
 
     def exact(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        return _squared_distances(a, b)  # as computed tiles are rechecked: the same numbers
+        return squared_distances(a, b)  # as computed tiles are rechecked: the same numbers
+
+    def exact_pairs(self, x: np.ndarray, ix: np.ndarray, y: np.ndarray, iy: np.ndarray,
+                    chunk: int) -> np.ndarray:
+        return squared_distances(x, y, ix, iy)
 
 
 class _HammingSpace:
@@ -504,6 +585,19 @@ class _HammingSpace:
 
     def exact(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.count_nonzero(np.asarray(a) != np.asarray(b), axis=1).astype(np.float64)
+
+    def exact_pairs(self, x: np.ndarray, ix: np.ndarray, y: np.ndarray, iy: np.ndarray,
+                    chunk: int) -> np.ndarray:
+        return _gathered_pairs(self.exact, x, ix, y, iy, chunk)
+
+
+def _gathered_pairs(exact: Any, x: np.ndarray, ix: np.ndarray, y: np.ndarray,
+                    iy: np.ndarray, chunk: int) -> np.ndarray:
+    """``exact(x[ix], y[iy])`` gathered ``chunk`` pairs at a time (bounded memory)."""
+    out = np.empty(len(ix), dtype=np.float64)
+    for s in range(0, len(ix), chunk):
+        out[s:s + chunk] = exact(x[ix[s:s + chunk]], y[iy[s:s + chunk]])
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -751,23 +845,19 @@ class _SweepRun:
     def exact_unique(self, qu: np.ndarray, ru: np.ndarray) -> np.ndarray:
         """Exact scores of unique-query/unique-reference pairs (float64)."""
         t0 = time.perf_counter()
-        out = np.empty(len(qu), dtype=np.float64)
-        for s in range(0, len(qu), self.pair_chunk):
-            a = self.q.take(self.q.first[qu[s:s + self.pair_chunk]])
-            b = self.r.take(self.r.first[ru[s:s + self.pair_chunk]])
-            out[s:s + self.pair_chunk] = self.space.exact(a, b)
+        q, r = self.q, self.r
+        out = self.space.exact_pairs(q.x, q.original(q.first[qu]), r.x,
+                                     r.original(r.first[ru]), self.pair_chunk)
         self.stats["exact_rechecks"] += len(qu)
         self.stats["exact_s"] += time.perf_counter() - t0
         return out
 
     def exact_row(self, rows_of: _Points, row: int, cols_of: _Points) -> np.ndarray:
         """Exact scores of one unique point against all unique points of the other set."""
-        x = rows_of.take(rows_of.first[row:row + 1])
-        out = np.empty(cols_of.n_unique, dtype=np.float64)
-        for s in range(0, cols_of.n_unique, self.pair_chunk):
-            cols = cols_of.unique_rows(s, s + self.pair_chunk)
-            out[s:s + cols.shape[0]] = self.space.exact(np.repeat(x, cols.shape[0], 0), cols)
-        return out
+        n = cols_of.n_unique
+        ix = np.repeat(rows_of.original(rows_of.first[row:row + 1]), n)
+        return self.space.exact_pairs(rows_of.x, ix, cols_of.x,
+                                      cols_of.original(cols_of.first), self.pair_chunk)
 
     # -- the sweep -------------------------------------------------------------------------------
 

@@ -25,7 +25,9 @@ involved (real training, held-out real, synthetic): the k-NN sweeps (squared dis
 corrections), KID (a kernel of the inner products) and the Vendi score (their cosine
 normalisation). :class:`InnerProducts` computes each such N×M matrix once, in float64,
 and every metric reads it (see :func:`shares_products` for when), so the O(N·M·d) work is
-done once per pair of sets instead of once per metric and per class.
+done once per pair of sets instead of once per metric and per class. For 8-bit pixels
+(``float32(k / 255)``, the ``pixels`` space) those products are exact byte products
+(:mod:`synthlens.metrics.pixel_products`), about twice as fast as float64 BLAS.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ from typing import Any, Literal
 
 import numpy as np
 from scipy.linalg.blas import get_blas_funcs
+
+from synthlens.metrics.pixel_products import lattice_gram
 
 DIRECT_MAX_DIM = 2048
 """Up to this feature dimension every set keeps its d×d covariance (a 32 MB matrix, an
@@ -134,7 +138,7 @@ class InnerProducts:
         y = x if y is None else y
         found = self._find(x, y)
         if found is None:
-            found = gram(x) if y is x else gram(x, y)
+            found = raw_products(x, None if y is x else y)
             self._pairs[(id(x), id(y))] = (x, y, found)
         return found
 
@@ -146,6 +150,17 @@ class InnerProducts:
     def nbytes(self) -> int:
         """Bytes of the matrices cached here (not in the parent)."""
         return sum(m.nbytes for _, _, m in self._pairs.values())
+
+
+def raw_products(x: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
+    """``X Yᵀ`` (``y=None``: ``X Xᵀ``) in float64, as :class:`InnerProducts` computes it:
+    exact integer products for 8-bit pixel features
+    (:func:`~synthlens.metrics.pixel_products.lattice_gram`, about twice as fast and within
+    4·10⁻¹⁵ relative), float64 BLAS (:func:`gram`) for any other array."""
+    found = lattice_gram(x, y)
+    if found is not None:
+        return found
+    return gram(x) if y is None or y is x else gram(x, y)
 
 
 def centred_products(raw: np.ndarray, x: np.ndarray, y: np.ndarray, x_mean: np.ndarray,
