@@ -306,3 +306,41 @@ def test_a_collapsed_set_crowding_every_column_falls_back_to_exact_rows():
     d = exact_sq(y, x)
     np.testing.assert_allclose(sweep.reference_nearest.scores[:, 0], d.min(0), rtol=1e-12)
     assert sweep.stats["fallback_rows"] == 30
+
+
+def test_exact_distances_do_not_depend_on_where_a_pair_sits_or_on_threads(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The one exact routine gives a pair the same float64 value alone, in any batch, at any
+    position, broadcast against one row, and whatever the thread count (fixed column
+    chunks; 5,000 columns: two full chunks and a partial one)."""
+    import torch
+
+    from synthlens.metrics import knn as knn_module
+
+    rng = np.random.default_rng(11)
+    x = rng.random((300, 5000), dtype=np.float32)
+    y = rng.random((200, 5000), dtype=np.float32) * 3
+    ia, ib = rng.integers(0, 300, 1000), rng.integers(0, 200, 1000)
+    monkeypatch.setattr(knn_module, "_EXACT_THREADED_ENTRIES", 1 << 14)  # split small ones
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = knn_module.squared_distances(x, y, ia, ib)
+        torch.set_num_threads(2)
+        two = knn_module.squared_distances(x, y, ia, ib)
+    finally:
+        torch.set_num_threads(threads)
+    np.testing.assert_array_equal(one, two)
+    alone = np.array([knn_module.squared_distances(x[i:i + 1], y[j:j + 1])[0]
+                      for i, j in zip(ia[:50], ib[:50], strict=True)])
+    np.testing.assert_array_equal(alone, one[:50])
+    order = rng.permutation(1000)
+    np.testing.assert_array_equal(knn_module.squared_distances(x, y, ia[order], ib[order]),
+                                  one[order])
+    row = knn_module.squared_distances(x, y[7:8], ia)  # one row of b, broadcast
+    np.testing.assert_array_equal(row, knn_module.squared_distances(
+        x, y, ia, np.full(1000, 7)))
+    exact = ((x[ia].astype(np.float64) - y[ib].astype(np.float64)) ** 2).sum(axis=1)
+    np.testing.assert_allclose(one, exact, rtol=1e-13)
+    with pytest.raises(ValueError, match="same number of rows"):
+        knn_module.squared_distances(x, y, ia, ib[:10])

@@ -20,7 +20,12 @@ from synthlens.metrics import fidelity as fidelity_module
 from synthlens.metrics import moments as moments_module
 from synthlens.metrics import variety as variety_module
 from synthlens.metrics.knn import Ball, NeighbourEngine
-from synthlens.metrics.moments import InnerProducts, centred_products, shares_products
+from synthlens.metrics.moments import (
+    InnerProducts,
+    double_centred,
+    selected,
+    shares_products,
+)
 
 
 def data(d: int = 600, n_real: int = 240, n_hold: int = 60, n_syn: int = 200, seed: int = 0,
@@ -110,13 +115,16 @@ def test_products_are_shared_on_the_cpu_for_euclidean_features_only(
     assert RealReference(k=5).fit(d["real"]).set_products(big) is None
 
 
-def test_centred_products_equal_the_centred_rows(high_dimensional: None) -> None:
+def test_centred_products_follow_from_the_raw_ones(high_dimensional: None) -> None:
     d = data()
     x, y = d["real"].astype(np.float64), d["syn"].astype(np.float64)
-    rx, ry = np.array([3, 1, 1, 50, 7]), np.arange(0, 200, 7)
+    rx, ry = np.array([3, 1, 1, 50, 7]), np.arange(0, 200, 7)  # a repeated row, as resamples
     mx, my = x[rx].mean(0), y[ry].mean(0)
-    got = centred_products(x @ y.T, d["real"], d["syn"], mx, my, rx, ry)
+    got = double_centred(selected(x @ y.T, rx, ry))
     np.testing.assert_allclose(got, (x[rx] - mx) @ (y[ry] - my).T, rtol=1e-9, atol=1e-9)
+    raw = x @ y.T
+    assert selected(raw, None, None) is raw
+    np.testing.assert_array_equal(selected(raw, None, ry), raw[:, ry])
 
 
 def sweep_fields(sweep) -> list[np.ndarray]:
@@ -235,3 +243,23 @@ def test_every_metric_equals_the_unshared_path_and_each_pair_is_multiplied_once(
         rel = 1e-6 if name in ("fid", "kid", "vendi") else 1e-12
         assert shared_floor[name].value == pytest.approx(plain_floor[name].value, rel=rel,
                                                          abs=1e-12, nan_ok=True), name
+
+
+def test_fid_from_shared_products_needs_no_pass_over_the_columns(
+        high_dimensional: None) -> None:
+    """FID of two sets of rows reads means, traces and the centred cross product from the
+    shared products alone: the Gaussians never sum their rows (their means stay unset), and
+    the value is the one from the rows, class subsets and resamples (repeated rows) too."""
+    from synthlens.metrics.moments import Gaussian, frechet
+
+    d = data()
+    products = InnerProducts()
+    rows_r, rows_s = np.arange(0, 240, 2), np.r_[np.arange(50), np.arange(50)]
+    for a, b in ((None, None), (rows_r, None), (rows_r, rows_s)):
+        g1, g2 = Gaussian.fit(d["real"], a), Gaussian.fit(d["syn"], b)
+        shared = frechet(g1, g2, products)
+        assert "mean" not in g1.__dict__ and "mean" not in g2.__dict__
+        assert shared == pytest.approx(frechet(g1, g2), rel=1e-9)
+        assert frechet(g1, g2) == pytest.approx(frechet(
+            Gaussian.from_moments(g1.mean, g1.covariance()),
+            Gaussian.from_moments(g2.mean, g2.covariance())), rel=1e-6)

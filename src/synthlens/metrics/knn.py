@@ -34,7 +34,6 @@ count of differing positions for Hamming. :class:`Neighbours` carries scores and
 
 from __future__ import annotations
 
-import itertools
 import math
 import time
 from collections.abc import Sequence
@@ -46,6 +45,7 @@ import torch
 from tqdm.auto import tqdm
 
 from synthlens.errors import InputError
+from synthlens.metrics.threads import over_rows
 
 DistanceName = Literal["euclidean", "cosine", "hamming"]
 DISTANCES: tuple[str, ...] = ("euclidean", "cosine", "hamming")
@@ -67,7 +67,7 @@ _MAX_COLUMN_CANDIDATES = 32
 _CONVERT_BYTES = 8 << 20
 # Exact distances: columns per partial sum (fixed, so a pair's rounding never depends on
 # where its rows sit), pairs per pass (64 × 2048 float64 differences: 1 MB, in cache), and
-# the size of a request (pairs × columns) above which it is split over threads.
+# the size of a request (pairs × columns) per thread when it is split over threads.
 _EXACT_COLUMNS = 2048
 _EXACT_PAIRS = 64
 _EXACT_THREADED_ENTRIES = 1 << 22
@@ -344,24 +344,18 @@ def squared_distances(a: np.ndarray, b: np.ndarray, a_rows: np.ndarray | None = 
     rows only, wherever they sit and whichever sweep asks, so a distance compared with a
     radius computed elsewhere matches it bitwise (with d ≤ 2048 there is one chunk: the
     plain row sum). Pairs go :data:`_EXACT_PAIRS` at a time, so the float64 differences
-    stay in cache, and large requests are split over :func:`torch.get_num_threads` threads
-    (each pair computed the same way by whichever thread takes it).
+    stay in cache, and large requests are split over threads
+    (:func:`~synthlens.metrics.threads.over_rows`; each pair is computed the same way by
+    whichever thread takes it).
     """
     n = a.shape[0] if a_rows is None else len(a_rows)
     if (b.shape[0] if b_rows is None else len(b_rows)) not in (n, 1):
         raise ValueError("paired rows: both sides need the same number of rows (or b one)")
     out = np.empty(n, dtype=np.float64)
-    if n == 0:
-        return out
-    threads = max(1, min(torch.get_num_threads(), n // _EXACT_PAIRS))
-    if threads == 1 or n * a.shape[1] < _EXACT_THREADED_ENTRIES:
-        _distances_into(out, a, b, a_rows, b_rows, 0, n)
-        return out
-    bounds = np.linspace(0, n, threads + 1).astype(int)
-    pool = _exact_pool(threads)
-    for f in [pool.submit(_distances_into, out, a, b, a_rows, b_rows, int(lo), int(hi))
-              for lo, hi in itertools.pairwise(bounds)]:
-        f.result()
+    if n:
+        min_rows = max(_EXACT_PAIRS, _EXACT_THREADED_ENTRIES // max(a.shape[1], 1))
+        over_rows(lambda lo, hi: _distances_into(out, a, b, a_rows, b_rows, lo, hi), n,
+                  min_rows)
     return out
 
 
@@ -385,20 +379,6 @@ def _distances_into(out: np.ndarray, a: np.ndarray, b: np.ndarray,
             np.multiply(diff, diff, out=diff)
             partial[:e - s, j] = diff.sum(axis=1)
         out[s:e] = partial[:e - s].sum(axis=1)
-
-
-_POOLS: dict[tuple[int, int], Any] = {}
-
-
-def _exact_pool(threads: int) -> Any:
-    """A thread pool per process (a pool inherited through fork has no threads)."""
-    import os
-    from concurrent.futures import ThreadPoolExecutor
-
-    key = (os.getpid(), threads)
-    if key not in _POOLS:
-        _POOLS[key] = ThreadPoolExecutor(threads, thread_name_prefix="synthlens-exact")
-    return _POOLS[key]
 
 
 class _FloatSpace:

@@ -21,13 +21,13 @@ products, the Vendi score's similarity matrix and KID's kernels in high dimensio
 
 In such a space every metric of one set is a function of the inner products of the sets
 involved (real training, held-out real, synthetic): the k-NN sweeps (squared distances are
-‖a‖² + ‖b‖² − 2a·b), FID (the centred cross product is the raw one with rank-one
-corrections), KID (a kernel of the inner products) and the Vendi score (their cosine
-normalisation). :class:`InnerProducts` computes each such N×M matrix once, in float64,
-and every metric reads it (see :func:`shares_products` for when), so the O(N·M·d) work is
-done once per pair of sets instead of once per metric and per class. For 8-bit pixels
-(``float32(k / 255)``, the ``pixels`` space) those products are exact byte products
-(:mod:`synthlens.metrics.pixel_products`), about twice as fast as float64 BLAS.
+‖a‖² + ‖b‖² − 2a·b), FID (means, traces and the centred cross product follow from the
+products' entries: :func:`frechet`), KID (a kernel of the inner products) and the Vendi
+score (their cosine normalisation). :class:`InnerProducts` computes each such N×M matrix
+once, in float64, and every metric reads it (see :func:`shares_products` for when), so the
+O(N·M·d) work is done once per pair of sets instead of once per metric and per class. For
+8-bit pixels (``float32(k / 255)``, the ``pixels`` space) those products are exact byte
+products (:mod:`synthlens.metrics.pixel_products`), about twice as fast as float64 BLAS.
 """
 
 from __future__ import annotations
@@ -163,27 +163,24 @@ def raw_products(x: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
     return gram(x) if y is None or y is x else gram(x, y)
 
 
-def centred_products(raw: np.ndarray, x: np.ndarray, y: np.ndarray, x_mean: np.ndarray,
-                     y_mean: np.ndarray, x_rows: np.ndarray | None = None,
-                     y_rows: np.ndarray | None = None) -> np.ndarray:
-    """``(X − μx)(Y − μy)ᵀ`` from the raw products ``raw = X Yᵀ`` of the whole arrays (rows
-    ``x_rows`` and ``y_rows`` selected): ``x·y − x·μy − μx·y + μx·μy`` (float64, a new
-    array; the two matrix-vector products read the rows blockwise)."""
-    out = raw if x_rows is None and y_rows is None else raw[
-        np.ix_(np.arange(raw.shape[0]) if x_rows is None else x_rows,
-               np.arange(raw.shape[1]) if y_rows is None else y_rows)]
-    out = np.array(out, dtype=np.float64, copy=True)
-    out -= _dot_rows(x, x_rows, y_mean)[:, None]
-    out -= _dot_rows(y, y_rows, x_mean)[None, :]
-    out += float(x_mean @ y_mean)
-    return out
+def selected(matrix: np.ndarray, rows: np.ndarray | None, cols: np.ndarray | None
+             ) -> np.ndarray:
+    """``matrix[rows][:, cols]`` (``None``: all), the matrix itself when both are ``None``."""
+    if rows is None and cols is None:
+        return matrix
+    return matrix[np.ix_(np.arange(matrix.shape[0]) if rows is None else rows,
+                         np.arange(matrix.shape[1]) if cols is None else cols)]
 
 
-def _dot_rows(x: np.ndarray, rows: np.ndarray | None, v: np.ndarray) -> np.ndarray:
-    n = x.shape[0] if rows is None else len(rows)
-    out = np.empty(n)
-    for s, e in _row_blocks(n, x.shape[1]):
-        out[s:e] = np.asarray(_take(x, rows, s, e), dtype=np.float64) @ v
+def double_centred(raw: np.ndarray) -> np.ndarray:
+    """``(X − μx)(Y − μy)ᵀ`` from the raw products ``raw = X Yᵀ`` of the rows themselves:
+    ``x·y − x·μy − μx·y + μx·μy``, where x·μy is a row mean of ``raw``, μx·y a column mean
+    and μx·μy the mean of all entries (float64, a new array; no pass over the columns)."""
+    out = np.array(raw, dtype=np.float64, copy=True)
+    total = float(out.mean())
+    out -= out.mean(axis=1, keepdims=True)
+    out -= raw.mean(axis=0, keepdims=True)
+    out += total
     return out
 
 
@@ -205,12 +202,15 @@ class Gaussian:
     array and the row indices, so a class or a bootstrap resample costs no copy.
     """
 
-    def __init__(self, mean: np.ndarray, n: int, *, cov: np.ndarray | None = None,
+    def __init__(self, mean: np.ndarray | None, n: int, *, cov: np.ndarray | None = None,
                  data: np.ndarray | None = None, rows: np.ndarray | None = None,
                  sqrt: np.ndarray | None = None) -> None:
         if (cov is None) == (data is None):
             raise ValueError("a Gaussian holds either a covariance or the rows")
-        self.mean = mean
+        if mean is not None:
+            self.__dict__["mean"] = mean
+        elif cov is not None:
+            raise ValueError("a covariance needs its mean")
         self.n = int(n)
         self.cov = cov
         self.data = data
@@ -225,11 +225,7 @@ class Gaussian:
         if not uses_rows(n, x.shape[1]):
             mean, cov = mean_cov(x if rows is None else x[rows])
             return cls(mean, n, cov=cov)
-        mean = np.zeros(x.shape[1])
-        for s, e in _row_blocks(n, x.shape[1]):
-            mean += np.asarray(_take(x, rows, s, e), dtype=np.float64).sum(axis=0)
-        mean /= n
-        return cls(mean, n, data=x, rows=None if rows is None else np.asarray(rows))
+        return cls(None, n, data=x, rows=None if rows is None else np.asarray(rows))
 
     @classmethod
     def from_moments(cls, mean: np.ndarray, cov: np.ndarray,
@@ -238,13 +234,23 @@ class Gaussian:
         return cls(np.asarray(mean, np.float64), n, cov=np.asarray(cov, np.float64),
                    sqrt=sqrt)
 
+    @cached_property
+    def mean(self) -> np.ndarray:
+        """The float64 mean (in the rows form, summed from the rows on first use: FID from
+        shared inner products never needs it)."""
+        assert self.data is not None
+        mean = np.zeros(self.data.shape[1])
+        for s, e in _row_blocks(self.n, self.data.shape[1]):
+            mean += np.asarray(_take(self.data, self.rows, s, e), dtype=np.float64).sum(axis=0)
+        return mean / self.n
+
     @property
     def form(self) -> Form:
         return "covariance" if self.cov is not None else "rows"
 
     @property
     def dim(self) -> int:
-        return int(self.mean.shape[0])
+        return int(self.data.shape[1] if self.data is not None else self.mean.shape[0])
 
     @cached_property
     def trace(self) -> float:
@@ -307,23 +313,45 @@ def trace_sqrt_product(g1: Gaussian, g2: Gaussian,
         vals = eigenvalues(y @ y.T)
         return float(np.sqrt(np.clip(vals, 0.0, None)).sum() / np.sqrt(max(rows.n - 1, 1)))
     if products is not None:
-        cross = centred_products(products(g1.data, g2.data), g1.data, g2.data, g1.mean,
-                                 g2.mean, g1.rows, g2.rows)
+        cross = double_centred(selected(products(g1.data, g2.data), g1.rows, g2.rows))
     else:
         cross = gram(g1.data, g2.data, x_rows=g1.rows, y_rows=g2.rows,
                      x_shift=g1.mean, y_shift=g2.mean)
+    return _nuclear_norm(cross) / np.sqrt(max(g1.n - 1, 1) * max(g2.n - 1, 1))
+
+
+def _nuclear_norm(cross: np.ndarray) -> float:
     # Singular values as square roots of the eigenvalues of the smaller of CᵀC and CCᵀ, as
     # the covariance form does with A Σ₂ A (an SVD of C costs about three times more).
     small = cross.T @ cross if cross.shape[1] <= cross.shape[0] else cross @ cross.T
     del cross
     vals = eigenvalues(small)
-    return float(np.sqrt(np.clip(vals, 0.0, None)).sum()
-                 / np.sqrt(max(g1.n - 1, 1) * max(g2.n - 1, 1)))
+    return float(np.sqrt(np.clip(vals, 0.0, None)).sum())
 
 
 def frechet(g1: Gaussian, g2: Gaussian, products: InnerProducts | None = None) -> float:
-    """``‖μ₁ − μ₂‖² + tr Σ₁ + tr Σ₂ − 2 tr (Σ₁Σ₂)^½`` in float64 (clipped at 0); ``products``:
-    see :func:`trace_sqrt_product`."""
+    """``‖μ₁ − μ₂‖² + tr Σ₁ + tr Σ₂ − 2 tr (Σ₁Σ₂)^½`` in float64 (clipped at 0).
+
+    Two sets of rows with ``products`` (the inner products shared with the other metrics)
+    are read from those alone, with no pass over the d columns: with P₁₁, P₂₂, P₁₂ the
+    products of the rows, ‖μᵢ‖² and μ₁·μ₂ are the means of their entries,
+    tr Σᵢ = (tr Pᵢᵢ − Nᵢ‖μᵢ‖²) / (Nᵢ − 1), and the centred cross product is P₁₂ centred on
+    both sides (see :func:`trace_sqrt_product`).
+    """
+    if products is not None and g1.cov is None and g2.cov is None:
+        assert g1.data is not None and g2.data is not None
+        p11 = selected(products(g1.data), g1.rows, g1.rows)
+        p22 = selected(products(g2.data), g2.rows, g2.rows)
+        m11, m22 = float(p11.mean()), float(p22.mean())
+        trace1 = (float(np.trace(p11)) - g1.n * m11) / max(g1.n - 1, 1)
+        trace2 = (float(np.trace(p22)) - g2.n * m22) / max(g2.n - 1, 1)
+        del p11, p22
+        p12 = selected(products(g1.data, g2.data), g1.rows, g2.rows)
+        m12 = float(p12.mean())
+        tsp = _nuclear_norm(double_centred(p12)) / np.sqrt(
+            max(g1.n - 1, 1) * max(g2.n - 1, 1))
+        value = m11 + m22 - 2 * m12 + trace1 + trace2 - 2 * tsp
+        return float(max(value, 0.0))
     diff = g1.mean - g2.mean
     value = diff @ diff + g1.trace + g2.trace - 2 * trace_sqrt_product(g1, g2, products)
     return float(max(value, 0.0))

@@ -33,6 +33,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from synthlens.metrics.threads import over_rows
+
 if TYPE_CHECKING:
     import torch
 
@@ -100,8 +102,7 @@ def _codes(part: np.ndarray, out: np.ndarray) -> bool:
     """Write the 8-bit codes of ``part`` into ``out``; False when ``part`` is no lattice."""
     scaled = np.multiply(part, np.float32(LEVELS), dtype=np.float32)
     np.rint(scaled, out=scaled)
-    with warnings.catch_warnings(), np.errstate(invalid="ignore"):
-        warnings.simplefilter("ignore", RuntimeWarning)  # NaN or out of range: caught below
+    with np.errstate(invalid="ignore"):  # NaN or out of range: caught below (thread-local)
         out[...] = scaled.astype(np.uint8)
     back = out.astype(np.float32)
     back /= np.float32(LEVELS)  # IEEE division, as the extractor's: float32(k / 255)
@@ -109,11 +110,18 @@ def _codes(part: np.ndarray, out: np.ndarray) -> bool:
 
 
 def _encode(x: np.ndarray, cols: slice, codes: np.ndarray, remainders: np.ndarray) -> bool:
-    """Fill ``codes`` with k − 128 and ``remainders`` with r(k) (int8) for ``x[:, cols]``."""
-    scratch = np.empty((min(_ROWS_PER_ENCODE, x.shape[0]), cols.stop - cols.start),
+    """Fill ``codes`` with k − 128 and ``remainders`` with r(k) (int8) for ``x[:, cols]``
+    (row ranges split over threads)."""
+    return all(over_rows(lambda lo, hi: _encode_rows(x, cols, codes, remainders, lo, hi),
+                         x.shape[0], 4 * _ROWS_PER_ENCODE))
+
+
+def _encode_rows(x: np.ndarray, cols: slice, codes: np.ndarray, remainders: np.ndarray,
+                 lo: int, hi: int) -> bool:
+    scratch = np.empty((min(_ROWS_PER_ENCODE, hi - lo), cols.stop - cols.start),
                        dtype=np.uint8)
-    for s in range(0, x.shape[0], _ROWS_PER_ENCODE):
-        part = x[s:s + _ROWS_PER_ENCODE, cols]
+    for s in range(lo, hi, _ROWS_PER_ENCODE):
+        part = x[s:min(s + _ROWS_PER_ENCODE, hi), cols]
         u = scratch[:part.shape[0]]
         if not _codes(part, u):
             return False
