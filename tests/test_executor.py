@@ -179,3 +179,38 @@ def test_a_unit_computes_with_its_threads_and_restores_the_callers() -> None:
     before = torch.get_num_threads()
     assert call_unit(_threads_seen, 3) == {"torch": 3, "blas": [3]}
     assert torch.get_num_threads() == before
+
+
+def _progress_line(wait: float) -> dict[str, Any]:
+    import io
+    import time
+
+    from synthlens import progress
+
+    time.sleep(wait)  # both units in flight at once: two workers
+    bar = progress.progress_bar(range(3), file=io.StringIO(), disable=False)
+    return {"slot": progress.slot(), "pid": os.getpid(), "position": bar.pos,
+            "leave": bar.leave}
+
+
+def test_local_workers_draw_their_progress_bars_on_lines_of_their_own() -> None:
+    """Units side by side in local workers (``--jobs 2``) each draw on their own line
+    (1, 2, ...; cleared when done) under one shared lock, so their bars never overwrite
+    each other; the driver keeps line 0."""
+    from synthlens import progress
+
+    executor = LocalExecutor(2)
+    executor.prepare(2)
+    try:
+        futures = [executor.submit(Unit(f"u{i}", f"k{i}", _progress_line, (1.5,)))
+                   for i in range(2)]
+        seen = [f.result(timeout=120) for f in futures]
+    finally:
+        executor.close()
+    assert len({s["pid"] for s in seen}) == 2
+    assert sorted(s["slot"] for s in seen) == [1, 2]
+    assert all(abs(s["position"]) == s["slot"] and s["leave"] is False for s in seen)
+    assert progress.slot() == 0  # this process is the driver
+    here = progress.progress_bar(range(3), disable=False, leave=True)
+    assert here.pos == 0 and here.leave is True
+    here.close()

@@ -93,11 +93,17 @@ def call_ray_unit(fn: Callable[..., dict[str, Any] | None], threads: int, *args:
         return call_unit(fn, threads, *args, **kwargs)
 
 
-def _worker_init(threads: int) -> None:
-    """A local worker process: size the thread pools of what it starts, and (Linux) end
-    with the driver, so that a killed run leaves no worker writing into its folder."""
+def _worker_init(threads: int, counter: Any = None, lock: Any = None) -> None:
+    """A local worker process: size the thread pools of what it starts, take its own line
+    for progress bars (``counter``, ``lock``: see :func:`synthlens.progress.enter_worker`),
+    and (Linux) end with the driver, so that a killed run leaves no worker writing into its
+    folder."""
     for name in THREAD_ENV:
         os.environ[name] = str(threads)
+    if counter is not None:
+        from synthlens.progress import enter_worker
+
+        enter_worker(counter, lock)
     with contextlib.suppress(Exception):
         import ctypes
         import signal
@@ -154,7 +160,7 @@ class LocalExecutor(Executor):
     """This machine. ``jobs=1``: every unit in this process, one after another (in the
     order the stages list them). ``jobs>1``: that many worker processes side by side
     (started when two units are first ready at once, ``spawn``ed so that no thread pool
-    is inherited)."""
+    is inherited), each drawing its progress bars on a line of its own."""
 
     def __init__(self, jobs: int = 1, threads: int = 1) -> None:
         self.capacity = max(1, int(jobs))
@@ -169,9 +175,11 @@ class LocalExecutor(Executor):
         if self.capacity == 1 or self._inline:
             return super().submit(unit)
         if self._pool is None:
+            context = multiprocessing.get_context("spawn")
+            # Worker k draws its progress bars on line k, under one shared write lock.
             self._pool = cf.ProcessPoolExecutor(
-                self.capacity, mp_context=multiprocessing.get_context("spawn"),
-                initializer=_worker_init, initargs=(self.threads,))
+                self.capacity, mp_context=context, initializer=_worker_init,
+                initargs=(self.threads, context.Value("i", 0), context.RLock()))
         return self._pool.submit(call_unit, unit.fn, unit.threads, *unit.args, **unit.kwargs)
 
     def close(self) -> None:

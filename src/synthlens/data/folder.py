@@ -33,10 +33,10 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
-from tqdm.auto import tqdm
 
 from synthlens.data.dataset import SPLITS, ImageSet, RealData
 from synthlens.errors import InputError
+from synthlens.progress import progress_bar
 
 PathLike = str | os.PathLike[str]
 
@@ -114,9 +114,9 @@ def _read_one(file: Path) -> np.ndarray:
 
 def read_images(files: Sequence[Path], root: Path, progress: bool = True) -> np.ndarray:
     """Read ``files`` into one uint8 array: grey (N, H, W) if all are grey, else RGB."""
-    arrays = [_read_one(file) for file in tqdm(files, desc=f"reading {root.name}", unit="img",
-                                                 disable=not progress or len(files) < 500,
-                                                 leave=False)]
+    arrays = [_read_one(file) for file in progress_bar(
+        files, desc=f"reading {root.name}", unit="img",
+        disable=not progress or len(files) < 500, leave=False)]
     sizes: dict[tuple[int, int], Path] = {}
     for file, array in zip(files, arrays, strict=True):
         sizes.setdefault(array.shape[:2], file)

@@ -16,13 +16,12 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
 from synthlens.data.dataset import RealData
 from synthlens.data.medmnist_info import MEDMNIST, SIZES, MedMNISTInfo
 from synthlens.data.npz import load_npz
 from synthlens.errors import InputError
 from synthlens.io import atomic_path
+from synthlens.progress import progress_bar
 
 PathLike = str | os.PathLike[str]
 
@@ -62,8 +61,8 @@ def _download(url: str, target: Path, expected_md5: str, progress: bool) -> None
             with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response, \
                     open(tmp, "wb") as out:
                 total = int(response.headers.get("Content-Length") or 0) or None
-                with tqdm(total=total, unit="B", unit_scale=True, desc=target.name,
-                          disable=not progress, leave=False) as bar:
+                with progress_bar(total=total, unit="B", unit_scale=True, desc=target.name,
+                                  disable=not progress, leave=False) as bar:
                     while chunk := response.read(_CHUNK):
                         out.write(chunk)
                         digest.update(chunk)

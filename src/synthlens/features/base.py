@@ -29,12 +29,12 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from synthlens.data.dataset import ImageSet, validate_images
 from synthlens.device import resolve_device
 from synthlens.errors import InputError
 from synthlens.hashing import json_sha256
+from synthlens.progress import progress_bar
 
 Distance = Literal["euclidean", "cosine", "hamming"]
 DISTANCES: tuple[str, ...] = ("euclidean", "cosine", "hamming")
@@ -165,8 +165,8 @@ class Extractor(ABC):
         out: np.ndarray | None = None
         n = len(images)
         with torch.inference_mode():
-            bar = tqdm(total=n, desc=f"features {self.id}", unit="img", disable=not progress,
-                       leave=False)
+            bar = progress_bar(total=n, desc=f"features {self.id}", unit="img",
+                               disable=not progress, leave=False)
             for start, batch in _batches(images, batch_size):
                 rows = np.asarray(self._extract_batch(batch, device))
                 if out is None:

@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from synthlens.data.dataset import ImageSet
 from synthlens.data.tensors import frozen_outputs, pad_to, to_model_range, working_size
@@ -30,6 +29,7 @@ from synthlens.hashing import state_dict_sha256
 from synthlens.io import atomic_path, read_json
 from synthlens.nets.schedule import cosine_lr
 from synthlens.nets.vqvae2 import VQVAE2Net
+from synthlens.progress import progress_bar
 
 LEVELS = ("both", "top", "bottom")
 #: Architecture settings, as the constructor and ``VQVAE2Net`` name them.
@@ -151,8 +151,8 @@ class VQVAECodesExtractor(Extractor):
             optimiser = torch.optim.Adam(net.parameters(), lr=lr)
             batches = torch.Generator().manual_seed(seed)
             net.train()
-            for step in tqdm(range(steps), desc="vqvae_codes", leave=False,
-                             disable=not progress):
+            for step in progress_bar(range(steps), desc="vqvae_codes", leave=False,
+                                     disable=not progress):
                 for group in optimiser.param_groups:
                     group["lr"] = lr * cosine_lr(step, steps, warmup=min(100, steps // 10))
                 idx = torch.randint(0, len(images), (batch_size,), generator=batches)

@@ -42,7 +42,6 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from synthlens.data.dataset import ImageSet
 from synthlens.data.tensors import from_model_range, to_model_range
@@ -50,6 +49,7 @@ from synthlens.device import autocast, resolve_device
 from synthlens.errors import SettingError
 from synthlens.generators import distributed
 from synthlens.io import atomic_path, write_json
+from synthlens.progress import progress_bar
 from synthlens.settings import build, check_names, names, setting_fields, update
 
 K = TypeVar("K")
@@ -394,8 +394,9 @@ class Generator(ABC, Generic[K]):
             first = start_step if stage_index == start_stage else 0
             self._begin_stage(stage, train)
             inputs = self._stage_inputs(stage, images)
-            bar = tqdm(range(first, n_steps), desc=f"{self.family}:{stage}", leave=False,
-                       disable=not progress or not world.main, initial=first, total=n_steps)
+            bar = progress_bar(range(first, n_steps), desc=f"{self.family}:{stage}",
+                               leave=False, disable=not progress or not world.main,
+                               initial=first, total=n_steps)
             rows = world.rows(batch_size)  # this rank's share of every global batch
             balanced = stage in self._balanced_stages()
             for step in bar:

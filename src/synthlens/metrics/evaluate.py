@@ -23,7 +23,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from synthlens.data.dataset import validate_labels
 from synthlens.errors import InputError
@@ -40,6 +39,7 @@ from synthlens.metrics.context import Classifier, EvaluationContext, SetMetric
 from synthlens.metrics.fidelity import FID, KID
 from synthlens.metrics.privacy import MemorisationRate
 from synthlens.metrics.variety import MSSSIMDiversity
+from synthlens.progress import progress_bar
 
 if TYPE_CHECKING:
     from synthlens.metrics.reference import RealReference, SetNeighbourhoods
@@ -106,7 +106,8 @@ def evaluate_features(reference: RealReference, synthetic_features: np.ndarray,
             raise ValueError("neighbourhoods were computed for another set")
         ctx.neighbourhoods = neighbourhoods  # type: ignore[misc]  # pre-fills the cached_property
     out: dict[str, MetricResult] = {}
-    for name in tqdm(names, desc="metrics", unit="metric", leave=False, disable=not progress):
+    for name in progress_bar(names, desc="metrics", unit="metric", leave=False,
+                             disable=not progress):
         out[name] = _build(name, n_bootstrap, level, hyperparameters).compute(ctx)
     return out
 

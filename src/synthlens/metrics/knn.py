@@ -42,10 +42,10 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from synthlens.errors import InputError
 from synthlens.metrics.threads import over_rows
+from synthlens.progress import progress_bar
 
 DistanceName = Literal["euclidean", "cosine", "hamming"]
 DISTANCES: tuple[str, ...] = ("euclidean", "cosine", "hamming")
@@ -909,8 +909,8 @@ class _SweepRun:
             n_tiles = n_rb * (n_rb + 1) // 2
         else:
             n_tiles = math.ceil(nq_u / self.bq) * n_rb
-        bar = tqdm(total=n_tiles, desc="k-NN sweep", unit="tile", leave=False,
-                   disable=not self.e.progress or n_tiles < 4)
+        bar = progress_bar(total=n_tiles, desc="k-NN sweep", unit="tile", leave=False,
+                           disable=not self.e.progress or n_tiles < 4)
 
         def ref_block(bi: int, rs: int, re: int) -> tuple[torch.Tensor, torch.Tensor]:
             if self.cache_ref:

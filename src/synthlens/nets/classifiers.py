@@ -26,13 +26,13 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
-from tqdm.auto import tqdm
 
 from synthlens.data.augment import random_intensity, random_shift
 from synthlens.data.dataset import ImageSet
 from synthlens.data.tensors import to_model_range
 from synthlens.device import seeded_rng
 from synthlens.errors import SettingError
+from synthlens.progress import progress_bar
 from synthlens.settings import build, check_names
 from synthlens.stats import macro_auroc
 
@@ -312,7 +312,7 @@ def train_classifier(train: ImageSet | Sequence[ImageSet], val: ImageSet, *,
         best_score, best_state = -np.inf, None
         order = torch.zeros(0, dtype=torch.long)
         position, running, seen = 0, 0.0, 0
-        bar = tqdm(range(1, total_steps + 1), desc=desc, disable=not progress, leave=False)
+        bar = progress_bar(range(1, total_steps + 1), desc=desc, disable=not progress, leave=False)
         model.train()
         for step in bar:
             if position + config.batch_size > len(order):

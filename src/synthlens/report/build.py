@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from synthlens.analysis import table
 from synthlens.analysis.categories import (
@@ -45,6 +44,7 @@ from synthlens.audit import category_shares
 from synthlens.errors import InputError
 from synthlens.io import write_bytes, write_text
 from synthlens.metrics.base import PER_CLASS_SKIPPED
+from synthlens.progress import progress_bar
 from synthlens.report import figures as F
 from synthlens.report.runfiles import RunFiles
 
@@ -778,7 +778,7 @@ def build_report(run_dir: str | Path, *, progress: bool = True) -> Path:
     figs = _Figures(run.root / "report" / "figures")
     report = _Report(run, analysis, figs)
     body = {}
-    for sid, _ in tqdm(SECTIONS, desc="report", disable=not progress, leave=False):
+    for sid, _ in progress_bar(SECTIONS, desc="report", disable=not progress, leave=False):
         body[sid] = getattr(report, sid.replace("-", "_"))()
     ds = results.get("dataset") or {}
     shape = "×".join(str(x) for x in ds.get("image_shape") or [])

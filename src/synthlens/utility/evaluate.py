@@ -28,7 +28,6 @@ from typing import Any
 
 import numpy as np
 from torch.nn import functional as F
-from tqdm.auto import tqdm
 
 from synthlens.data.dataset import ImageSet, RealData
 from synthlens.data.tensors import to_images, to_tensor
@@ -37,6 +36,7 @@ from synthlens.hashing import json_sha256
 from synthlens.io import read_json, read_npz, write_json, write_npz
 from synthlens.metrics.base import MetricResult
 from synthlens.nets.classifiers import train_classifier
+from synthlens.progress import progress_bar
 from synthlens.stats import percentile_ci
 from synthlens.utility.protocols import (
     CROSS_TASK_SOURCES,
@@ -460,7 +460,7 @@ class UtilityEvaluator:
         missing = [self.real.class_names[c] for c in np.flatnonzero(counts == 0)]
         runs: dict[str, list[ArmRun]] = {}
         jobs = [(arm, s) for arm in arms for s in self.config.seeds]
-        bar = tqdm(jobs, desc=f"utility {name}", disable=not self.progress, leave=False)
+        bar = progress_bar(jobs, desc=f"utility {name}", disable=not self.progress, leave=False)
         for arm, seed in bar:
             runs.setdefault(arm, []).append(self._run_arm(name, arm, seed, synthetic))
         bar.close()
