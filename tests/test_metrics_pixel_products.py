@@ -98,6 +98,9 @@ def test_arrays_that_are_not_pixel_lattices_fall_back_to_float64() -> None:
         assert pp.lattice_gram(bad, x) is None and pp.lattice_gram(x, bad) is None
         np.testing.assert_array_equal(raw_products(bad, x), gram(bad, x))
     assert pp.lattice_gram(x[None]) is None  # not 2-D
+    assert pp.lattice_gram(x[:0], x).shape == (0, 6) and pp.lattice_gram(x[:, :0]).sum() == 0
+    with pytest.raises(ValueError, match="300-d and 299-d"):
+        pp.lattice_gram(x, x[:, 1:])
 
 
 def test_the_pixel_extractor_writes_lattices() -> None:

@@ -144,6 +144,10 @@ def lattice_gram(x: np.ndarray, y: np.ndarray | None = None) -> np.ndarray | Non
 
     nx, d = x.shape
     ny = y.shape[0]
+    if y.shape[1] != d:
+        raise ValueError(f"products of {d}-d and {y.shape[1]}-d rows")
+    if nx == 0 or ny == 0 or d == 0:
+        return np.zeros((nx, ny))
     rows = nx + (0 if same else ny)
     width = min(d, FLUSH_COLUMNS, max(64, BLOCK_BYTES // (2 * rows) // 64 * 64))
     # Blocks accumulate in int32, exact up to FLUSH_COLUMNS columns (|k'·l'| ≤ 2¹⁴ and
