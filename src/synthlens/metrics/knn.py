@@ -359,9 +359,9 @@ def squared_distances(a: np.ndarray, b: np.ndarray, a_rows: np.ndarray | None = 
     return out
 
 
-def _distances_into(out: np.ndarray, a: np.ndarray, b: np.ndarray,
-                            a_rows: np.ndarray | None, b_rows: np.ndarray | None,
-                            lo: int, hi: int) -> None:
+def _distances_into(out: np.ndarray, a: np.ndarray, b: np.ndarray, a_rows: np.ndarray | None,
+                    b_rows: np.ndarray | None, lo: int, hi: int) -> None:
+    """Rows ``lo:hi`` of :func:`squared_distances` into ``out``."""
     d = a.shape[1]
     width = min(d, _EXACT_COLUMNS)
     chunks = range(0, d, width)
