@@ -120,12 +120,22 @@ def test_machines_without_exact_int8_products_use_float64(
     np.testing.assert_array_equal(raw_products(x), gram(x))
 
 
+def _off_by_one_everywhere(product: torch.Tensor) -> torch.Tensor:
+    return product + 1
+
+
+def _off_by_one_in_the_last_column(product: torch.Tensor) -> torch.Tensor:
+    product[:, -1] += 1  # a broken edge tile
+    return product
+
+
+@pytest.mark.parametrize("broken", [_off_by_one_everywhere, _off_by_one_in_the_last_column])
 def test_a_product_that_fails_its_spot_check_warns_and_falls_back(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        broken, monkeypatch: pytest.MonkeyPatch) -> None:
     x, _ = lattice(40, 300, 5)
     assert pp.integer_products_exact()  # probed (and cached) before the kernel breaks
     real_mm = torch._int_mm
-    monkeypatch.setattr(torch, "_int_mm", lambda a, b: real_mm(a, b) + 1)
+    monkeypatch.setattr(torch, "_int_mm", lambda a, b: broken(real_mm(a, b)))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         assert pp.lattice_gram(x) is None

@@ -21,8 +21,8 @@ Arrays that are not such a lattice (any value not ``float32(k / 255)``: averaged
 other features, float64 arrays) give ``None`` and the caller computes float64 products.
 Integer products are used only where a probe of extreme values comes out exact on this
 machine (some oneDNN kernels without VNNI saturate 16-bit intermediates), and every
-product is spot-checked against float64 dot products of a few of its entries (a
-disagreement warns and falls back to float64 products).
+product is spot-checked against float64 dot products of a few of its entries, its corners
+among them (a disagreement warns and falls back to float64 products).
 """
 
 from __future__ import annotations
@@ -238,10 +238,12 @@ def _move(run: list[torch.Tensor], wide: list[torch.Tensor], same: bool) -> None
 
 def _spot_check(out: np.ndarray, x: np.ndarray, y: np.ndarray) -> bool:
     """A few entries against float64 dot products (a guard against a kernel that is not
-    exact on some shape the probe did not cover)."""
-    rng = np.random.default_rng(out.shape[0] * 7919 + out.shape[1])
-    i = rng.integers(0, out.shape[0], _SPOT_CHECKS)
-    j = rng.integers(0, out.shape[1], _SPOT_CHECKS)
+    exact on some shape the probe did not cover): the four corners, where the kernels'
+    edge tiles are, and random ones."""
+    n, m = out.shape
+    rng = np.random.default_rng(n * 7919 + m)
+    i = np.r_[0, 0, n - 1, n - 1, rng.integers(0, n, _SPOT_CHECKS - 4)]
+    j = np.r_[0, m - 1, 0, m - 1, rng.integers(0, m, _SPOT_CHECKS - 4)]
     a = x[i].astype(np.float64)
     b = y[j].astype(np.float64)
     dots = np.einsum("ij,ij->i", a, b)
