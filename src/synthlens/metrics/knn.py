@@ -448,16 +448,12 @@ class _FloatSpace:
         s.add_(q_norms[:, None])
         return s.clamp_(min=0.0)
 
-    def exact(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        if self.distance == "cosine":
-            return squared_distances(self.transform(a), self.transform(b))
-        return squared_distances(a, b)
-
     def exact_pairs(self, x: np.ndarray, ix: np.ndarray, y: np.ndarray, iy: np.ndarray,
                     chunk: int) -> np.ndarray:
-        """Exact scores of the pairs ``(x[ix[i]], y[iy[i]])``."""
+        """Exact scores of the pairs ``(x[ix[i]], y[iy[i]])`` (cosine: of the unit rows)."""
         if self.distance == "cosine":
-            return _gathered_pairs(self.exact, x, ix, y, iy, chunk)
+            return _gathered_pairs(lambda a, b: squared_distances(
+                self.transform(a), self.transform(b)), x, ix, y, iy, chunk)
         return squared_distances(x, y, ix, iy)
 
 
@@ -518,12 +514,9 @@ class _ProductSpace:
             return np.array(part, dtype=np.float64, order="C", copy=True)
         return np.ascontiguousarray(self.products[np.ix_(a, b)], dtype=np.float64)
 
-    def exact(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        return squared_distances(a, b)  # as computed tiles are rechecked: the same numbers
-
     def exact_pairs(self, x: np.ndarray, ix: np.ndarray, y: np.ndarray, iy: np.ndarray,
                     chunk: int) -> np.ndarray:
-        return squared_distances(x, y, ix, iy)
+        return squared_distances(x, y, ix, iy)  # as computed tiles are rechecked: the same
 
 
 class _HammingSpace:

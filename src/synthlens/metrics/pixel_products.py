@@ -174,14 +174,15 @@ def lattice_gram(x: np.ndarray, y: np.ndarray | None = None) -> np.ndarray | Non
             run_columns = 0
         tk_a, tr_a = torch.from_numpy(a_k), torch.from_numpy(a_r)
         tk_b, tr_b = torch.from_numpy(b_k), torch.from_numpy(b_r)
-        # One 32-bit product alive at a time besides the two running sums.
-        for i, (a, b) in enumerate([(tk_a, tk_b), (tk_a, tr_b)] +
-                                   ([] if same else [(tr_a, tk_b)])):
+        # Into running sum 0: K'·L'; into 1: K'·R_L and R_K·L'. One 32-bit product alive
+        # at a time besides the two running sums.
+        terms = [(0, tk_a, tk_b), (1, tk_a, tr_b)] + ([] if same else [(1, tr_a, tk_b)])
+        for slot, a, b in terms:
             product = torch._int_mm(a, b.T)
-            if len(run) > min(i, 1):
-                run[min(i, 1)].add_(product)
-            else:
+            if len(run) == slot:
                 run.append(product)
+            else:
+                run[slot].add_(product)
             del product
         run_columns += w
         sums["kx"] += a_k.sum(axis=1, dtype=np.int64)
@@ -194,21 +195,21 @@ def lattice_gram(x: np.ndarray, y: np.ndarray | None = None) -> np.ndarray | Non
     if wide:
         _move(run, wide, same)
     kl, kr = wide if wide else run
+    wide_sums = bool(wide)
+    run.clear()
+    wide.clear()
     # Undo the shift k' = k − 128:  K·L = K'·L' + 128(ΣK' + ΣL') + 128²·d, an integer
     # that float64 holds exactly; then q²·K·L + q·(K·R_L + R_K·L) with
     # K·R_L + R_K·L = K'·R_L + R_K·L' + 128(ΣR_L + ΣR_K), each step rounded once.
-    out = kl.to(torch.float64)
+    out = kl.to(torch.float64)  # the float64 sums themselves when they were moved
     del kl
-    if run:
-        run.pop(0)
     out.add_(torch.from_numpy(128.0 * sums["kx"])[:, None])
     out.add_(torch.from_numpy(128.0 * sums["ky"] + 128.0 * 128.0 * d)[None, :])
     out.mul_(float(_Q) * _Q)
     out.add_(kr, alpha=float(_Q))
-    if same and not wide:  # K'·R_K: the symmetric term is it plus its transpose
+    if same and not wide_sums:  # K'·R_K: the symmetric term is it plus its transpose
         out.add_(kr.T, alpha=float(_Q))
     del kr
-    run.clear()
     out.add_(torch.from_numpy(128.0 * _Q * sums["rx"])[:, None])
     out.add_(torch.from_numpy(128.0 * _Q * sums["ry"])[None, :])
     out.mul_(_SCALE)
